@@ -1,0 +1,85 @@
+import type { Config } from '../core/config.ts';
+import { buildClaudeArgs, buildPrompt, interpretResult } from '../core/claude-invocation.ts';
+import type { RunKind, RunResult } from '../core/claude-invocation.ts';
+import type { TaskDoc } from '../core/task.ts';
+import { runAgent } from './process-runner.ts';
+
+export interface ClaudeRunInput {
+  kind: RunKind;
+  task: Pick<TaskDoc, 'id' | 'title' | 'body' | 'type'>;
+  notePath: string;
+  /** The approved plan an execute run must follow. */
+  plan?: string | null;
+  cwd: string;
+  logPath: string | null;
+  resumeSessionId?: string | null;
+  /** A further budget cap for this run (e.g. what is left of the task's budget); the smaller cap wins. */
+  maxBudgetUsd?: number | null;
+  /** For execute runs; defaults to `orchestrator.completion_promise`, null leaves it out of the prompt. */
+  completionPromise?: string | null;
+  env?: NodeJS.ProcessEnv;
+  signal?: AbortSignal;
+  onSpawn?: (pid: number) => void;
+}
+
+export type AgentRun = RunResult & {
+  durationMs: number;
+  exitCode: number | null;
+  signal: string | null;
+  pid: number | null;
+  startedAt: Date;
+  endedAt: Date;
+};
+
+/** One headless Claude Code run, from prompt to classified result. Never throws for anything the agent does. */
+export async function runClaude(config: Config, input: ClaudeRunInput): Promise<AgentRun> {
+  const completionPromise =
+    input.kind === 'execute'
+      ? input.completionPromise === undefined
+        ? config.orchestrator.completion_promise
+        : input.completionPromise
+      : null;
+  const prompt = buildPrompt({
+    kind: input.kind,
+    task: input.task,
+    notePath: input.notePath,
+    plan: input.plan ?? null,
+    completionPromise: completionPromise ?? undefined,
+  });
+  const args = buildClaudeArgs(config, {
+    kind: input.kind,
+    prompt,
+    resumeSessionId: input.resumeSessionId ?? null,
+    maxBudgetUsd: input.maxBudgetUsd ?? null,
+  });
+
+  const startedAt = new Date();
+  const outcome = await runAgent({
+    command: config.orchestrator.claude_command,
+    args,
+    cwd: input.cwd,
+    env: input.env,
+    timeoutMs: config.orchestrator.claude_timeout * 1000,
+    killGraceMs: config.orchestrator.kill_grace_period * 1000,
+    logPath: input.logPath,
+    signal: input.signal,
+    onSpawn: input.onSpawn,
+  });
+  const endedAt = new Date();
+
+  const interpreted = interpretResult(outcome);
+  const message =
+    outcome.timedOut && interpreted.errorClass === 'timeout'
+      ? `the agent ran past its ${config.orchestrator.claude_timeout} s limit and was killed`
+      : interpreted.message;
+  return {
+    ...interpreted,
+    message,
+    durationMs: outcome.durationMs,
+    exitCode: outcome.exitCode,
+    signal: outcome.signal,
+    pid: outcome.pid,
+    startedAt,
+    endedAt,
+  };
+}

@@ -1,0 +1,124 @@
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync, linkSync, unlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { STATE_DIR, VAULT_FOLDERS, type VaultFolder } from '../core/vault-layout.ts';
+import { assertValidTaskId } from '../core/task.ts';
+
+export class VaultConflictError extends Error {
+  readonly code = 'VAULT_CONFLICT' as const;
+}
+
+/**
+ * File operations on a vault. Every move is a rename within one file system, so a person browsing the vault (or a
+ * sync tool) sees a note in its old folder or its new one, never in both and never half-written; and no operation
+ * overwrites a file that is already there — the earlier system lost a finished task that way.
+ */
+export class Vault {
+  readonly root: string;
+
+  constructor(root: string) {
+    this.root = root;
+  }
+
+  get stateDir(): string {
+    return join(this.root, STATE_DIR);
+  }
+
+  /** Create any missing folder; existing ones and their notes are left alone. */
+  ensure(): void {
+    for (const folder of VAULT_FOLDERS) mkdirSync(join(this.root, folder), { recursive: true });
+    mkdirSync(this.stateDir, { recursive: true, mode: 0o700 });
+  }
+
+  folderPath(folder: VaultFolder): string {
+    return join(this.root, folder);
+  }
+
+  notePath(folder: VaultFolder, id: string): string {
+    assertValidTaskId(id);
+    return join(this.root, folder, `${id}.md`);
+  }
+
+  /** The folders holding `<id>.md` right now (normally one). */
+  locate(id: string): VaultFolder[] {
+    return VAULT_FOLDERS.filter((folder) => existsSync(this.notePath(folder, id)));
+  }
+
+  /** True when `<id>.md` exists in any folder, or an `.error.md` of that id in Failed/. */
+  isNameTaken(id: string): boolean {
+    return this.locate(id).length > 0 || existsSync(join(this.root, 'Failed', `${id}.error.md`));
+  }
+
+  /**
+   * Move `<id>.md` from `from` to `to`. Returns false when the note is not in `from` (a person moved it first).
+   * Throws VaultConflictError when `to` already holds a note of that name: nothing is overwritten.
+   */
+  move(id: string, from: VaultFolder, to: VaultFolder): boolean {
+    if (from === to) return existsSync(this.notePath(from, id));
+    const source = this.notePath(from, id);
+    const target = this.notePath(to, id);
+    // link + unlink instead of rename: link fails if the target exists, so a concurrent writer cannot be clobbered.
+    try {
+      linkSync(source, target);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') return false;
+      if (code === 'EEXIST') throw new VaultConflictError(`${to}/${id}.md already exists; not overwriting it`);
+      if (code === 'EPERM' || code === 'ENOTSUP' || code === 'EXDEV') {
+        // File systems without hard links: fall back to a checked rename.
+        if (existsSync(target)) throw new VaultConflictError(`${to}/${id}.md already exists; not overwriting it`);
+        try {
+          renameSync(source, target);
+          return true;
+        } catch (renameErr) {
+          if ((renameErr as NodeJS.ErrnoException).code === 'ENOENT') return false;
+          throw renameErr;
+        }
+      }
+      throw err;
+    }
+    unlinkSync(source);
+    return true;
+  }
+
+  read(folder: VaultFolder, id: string): string {
+    return readFileSync(this.notePath(folder, id), 'utf8');
+  }
+
+  /** Replace a note's content atomically (write a temp file beside it, then rename over it). */
+  rewrite(folder: VaultFolder, id: string, content: string): void {
+    const target = this.notePath(folder, id);
+    const temp = join(this.root, folder, `.${id}.${randomBytes(4).toString('hex')}.tmp`);
+    writeFileSync(temp, content, { flag: 'wx' });
+    renameSync(temp, target);
+  }
+
+  /** Create a new note; fails with VaultConflictError rather than replace one. */
+  create(folder: VaultFolder, id: string, content: string): void {
+    try {
+      writeFileSync(this.notePath(folder, id), content, { flag: 'wx' });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
+        throw new VaultConflictError(`${folder}/${id}.md already exists; not overwriting it`);
+      }
+      throw err;
+    }
+  }
+
+  /** A name not used by any note in the vault: `id`, else `id-2`, `id-3`, … */
+  freeName(id: string, taken: (candidate: string) => boolean = () => false): string {
+    if (!this.isNameTaken(id) && !taken(id)) return id;
+    for (let n = 2; ; n++) {
+      const candidate = `${id}-${n}`;
+      if (!this.isNameTaken(candidate) && !taken(candidate)) return candidate;
+    }
+  }
+
+  stopFilePath(name: string): string {
+    return join(this.root, name);
+  }
+
+  stopFilePresent(name: string): boolean {
+    return existsSync(this.stopFilePath(name));
+  }
+}
