@@ -1,6 +1,17 @@
 import { Command, CommanderError } from 'commander';
 import { configCheckCommand } from './commands/config.ts';
 import { queueCommand } from './commands/queue.ts';
+import { resumeCommand, statusCommand, stopCommand } from './commands/control.ts';
+import { runCommand } from './commands/run.ts';
+import {
+  approveCommand,
+  rejectCommand,
+  taskAddCommand,
+  taskCancelCommand,
+  taskListCommand,
+  taskRetryCommand,
+  taskShowCommand,
+} from './commands/task.ts';
 import { EXIT_USAGE, reportError } from './output.ts';
 
 type Action<O> = (options: O) => number | Promise<number>;
@@ -17,6 +28,28 @@ function leaf<O extends { json?: boolean }>(command: Command, action: Action<O>,
       setExit(reportError(err, options.json === true));
     }
   });
+}
+
+/** A leaf whose first argument is positional (a task id or title). */
+function leafWithArg<O extends { json?: boolean }>(
+  command: Command,
+  action: (arg: string, options: O) => number | Promise<number>,
+  setExit: (code: number) => void,
+): Command {
+  return command.option('--json', 'print machine-readable JSON').action(async (arg: string, options: O) => {
+    try {
+      setExit(await action(arg, options));
+    } catch (err) {
+      setExit(reportError(err, options.json === true));
+    }
+  });
+}
+
+const VAULT_HELP = 'the vault folder (default: $FTE_VAULT)';
+const CONFIG_HELP = 'settings file (default: $FTE_CONFIG, else <vault>/.fte/orchestrator.yaml)';
+
+function withVault(command: Command): Command {
+  return command.option('--vault <dir>', VAULT_HELP).option('--config <file>', CONFIG_HELP);
 }
 
 export function buildProgram(setExit: (code: number) => void): Command {
@@ -38,6 +71,54 @@ export function buildProgram(setExit: (code: number) => void): Command {
       .option('--config <file>', 'settings file (default: $FTE_CONFIG, else <vault>/.fte/orchestrator.yaml)')
       .option('--verbose', 'show the score breakdown and why approval is needed'),
     queueCommand,
+    setExit,
+  );
+
+  leaf(
+    withVault(orchestrator.command('run').description('run the orchestrator on a vault until stopped (SIGTERM/SIGINT)'))
+      .option('--once', 'work until every task is finished or waits on a person, then exit')
+      .option('--dry-run', 'show what would run, in what order and why, changing nothing'),
+    runCommand,
+    setExit,
+  );
+  leaf(
+    withVault(orchestrator.command('stop').description('stop dispatching new tasks (within one loop turn)'))
+      .option('--now', 'also stop running agents and put their tasks back in the queue')
+      .option('--reason <text>', 'why, shown by status'),
+    stopCommand,
+    setExit,
+  );
+  leaf(withVault(orchestrator.command('resume').description('resume dispatching (also removes the stop file)')), resumeCommand, setExit);
+  leaf(withVault(orchestrator.command('status').description('what runs, what waits for approval, and whether dispatch is on')), statusCommand, setExit);
+
+  const task = program.command('task').description('add, list, show, retry and cancel tasks').exitOverride();
+  leafWithArg(
+    withVault(task.command('add').argument('<title>', 'what to do').description('queue a new task (writes a note into Needs_Action/)'))
+      .option('--urgency <level>', 'critical|high|normal|low|whenever or 1-5')
+      .option('--deadline <iso>', 'ISO date or date-time')
+      .option('--from <email>', 'who asked')
+      .option('--type <type>', 'email, payment, code, research, ...')
+      .option('--approval <mode>', 'required or auto (policy may still require approval)')
+      .option('--body <text>', 'the task description'),
+    taskAddCommand,
+    setExit,
+  );
+  leaf(
+    withVault(task.command('list').description('list tasks and their states')).option('--state <states>', 'only these states (comma-separated)'),
+    taskListCommand,
+    setExit,
+  );
+  leafWithArg(withVault(task.command('show').argument('<id>').description('a task with its runs and history')), taskShowCommand, setExit);
+  leafWithArg(withVault(task.command('retry').argument('<id>').description('requeue a failed or expired task from scratch')), taskRetryCommand, setExit);
+  leafWithArg(
+    withVault(task.command('cancel').argument('<id>').description('withdraw a task (stops its agent if it runs)')).option('--reason <text>', 'why'),
+    taskCancelCommand,
+    setExit,
+  );
+  leafWithArg(withVault(program.command('approve').argument('<id>').description('approve a task waiting in Pending_Approval/')), approveCommand, setExit);
+  leafWithArg(
+    withVault(program.command('reject').argument('<id>').description('reject a task (any state before it finishes)')).option('--reason <text>', 'why'),
+    rejectCommand,
     setExit,
   );
 

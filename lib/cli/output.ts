@@ -38,7 +38,8 @@ export class UsageError extends Error {
 
 /** Report an error the way the command was asked to speak: JSON on stderr with --json, else one readable line. */
 export function reportError(err: unknown, json: boolean): number {
-  const code = err instanceof FteError || err instanceof UsageError ? err.code : 'INTERNAL';
+  const ownCode = err instanceof Error && 'code' in err && typeof err.code === 'string' && /^[A-Z][A-Z_]+$/.test(err.code) ? err.code : null;
+  const code = err instanceof FteError || err instanceof UsageError ? err.code : (ownCode ?? 'INTERNAL');
   const message = err instanceof Error ? err.message : String(err);
   if (json) process.stderr.write(`${JSON.stringify({ error: { code, message } })}\n`);
   else process.stderr.write(`fte: ${message}\n`);

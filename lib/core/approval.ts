@@ -1,6 +1,6 @@
 import type { Config } from './config.ts';
 import type { TaskDoc } from './task.ts';
-import { matchingPhrases } from './text-match.ts';
+import { matchingInflectedPhrases } from './text-match.ts';
 
 /**
  * Which tasks need a human before they run. The policy only ever adds a requirement: a note that says
@@ -23,7 +23,7 @@ export function approvalDecision(task: ApprovalSubject, config: Config): Approva
   if (policy.required_types.some((t) => t.toLowerCase() === type)) {
     reasons.push(`tasks of type "${task.type}" always need approval`);
   }
-  const words = matchingPhrases(`${task.title}\n${task.body}`, policy.keywords);
+  const words = matchingInflectedPhrases(`${task.title}\n${task.body}`, policy.keywords);
   if (words.length > 0) {
     reasons.push(`mentions ${words.map((w) => `"${w}"`).join(', ')}`);
   }

@@ -113,6 +113,10 @@ export const configSchema = section({
     completion_promise: nonEmpty.default('<promise>DONE</promise>'),
     heartbeat_interval: positiveSeconds.default(5),
     kill_grace_period: positiveSeconds.default(10),
+    /** On SIGTERM/SIGINT, how long running agents may finish before they are stopped and their tasks requeued. */
+    shutdown_timeout: positiveSeconds.default(30),
+    /** A running task whose orchestrator has not renewed its heartbeat for this long is taken as crashed. */
+    lease_timeout: positiveSeconds.default(60),
   }).prefault({}),
   claude: section({
     model: nonEmpty.optional(),
@@ -150,7 +154,7 @@ export const configSchema = section({
     required_types: z.array(nonEmpty).default(['payment', 'deploy']),
     keywords: z
       .array(nonEmpty)
-      .default(['deploy', 'production', 'delete', 'payment', 'wire', 'send email', 'execute', 'remove', 'transfer']),
+      .default(['deploy', 'production', 'delete', 'pay', 'payment', 'paid', 'wire', 'send email', 'execute', 'remove', 'transfer', 'purchase', 'refund']),
     timeout: positiveSeconds.default(72 * 3600),
   }).prefault({}),
   retry: section({
@@ -292,7 +296,9 @@ export function parseConfig(
 /** Retry settings for one task type: the `per_type` override merged over the defaults. */
 export function retrySettingsFor(config: Config, taskType: string) {
   const { per_type: perType, ...base } = config.retry;
-  const override = perType[taskType] ?? {};
+  // Task types are lower-cased by the parser; settings written as `Payment:` must still apply to them.
+  const wanted = taskType.toLowerCase();
+  const override = perType[taskType] ?? Object.entries(perType).find(([k]) => k.toLowerCase() === wanted)?.[1] ?? {};
   const merged = { ...base };
   for (const [key, value] of Object.entries(override)) {
     if (value !== undefined) Object.assign(merged, { [key]: value });

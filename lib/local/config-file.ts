@@ -1,5 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { ConfigError } from '../core/errors.ts';
 import { defaultConfig, parseConfig, type Config } from '../core/config.ts';
 
@@ -30,8 +30,14 @@ export function loadConfig(options: {
   }
   let config = path === null ? defaultConfig() : parseConfig(readFileSync(path, 'utf8'), env, path);
   const commandOverride = env['FTE_CLAUDE_COMMAND'];
-  if (commandOverride !== undefined && commandOverride !== '') {
+  const overridden = commandOverride !== undefined && commandOverride !== '';
+  if (overridden) {
     config = { ...config, orchestrator: { ...config.orchestrator, claude_command: commandOverride } };
+  }
+  const command = config.orchestrator.claude_command;
+  // A relative path in a config file means "next to this file", so a vault's settings work from any working directory.
+  if (path !== null && command.includes('/') && !isAbsolute(command) && !overridden) {
+    config = { ...config, orchestrator: { ...config.orchestrator, claude_command: resolve(dirname(path), command) } };
   }
   return { config, path };
 }

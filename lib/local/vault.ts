@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { STATE_DIR, VAULT_FOLDERS, type VaultFolder } from '../core/vault-layout.ts';
 import { assertValidTaskId } from '../core/task.ts';
+import { listNoteIds } from './notes.ts';
 
 export class VaultConflictError extends Error {
   readonly code = 'VAULT_CONFLICT' as const;
@@ -79,6 +80,38 @@ export class Vault {
     }
     unlinkSync(source);
     return true;
+  }
+
+  /**
+   * Move `<id>.md` from `from` to `to` under the name `<newId>.md` (quarantine and re-admission under a free name).
+   * Same guarantees as `move`.
+   */
+  moveAs(id: string, from: VaultFolder, to: VaultFolder, newId: string): boolean {
+    const source = this.notePath(from, id);
+    const target = this.notePath(to, newId);
+    try {
+      linkSync(source, target);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') return false;
+      if (code === 'EEXIST') throw new VaultConflictError(`${to}/${newId}.md already exists; not overwriting it`);
+      throw err;
+    }
+    unlinkSync(source);
+    return true;
+  }
+
+  /** Every note of every folder, read with one directory listing per folder: id → the folders holding it. */
+  snapshot(): Map<string, VaultFolder[]> {
+    const where = new Map<string, VaultFolder[]>();
+    for (const folder of VAULT_FOLDERS) {
+      for (const id of listNoteIds(this.folderPath(folder))) {
+        const list = where.get(id);
+        if (list === undefined) where.set(id, [folder]);
+        else list.push(folder);
+      }
+    }
+    return where;
   }
 
   read(folder: VaultFolder, id: string): string {

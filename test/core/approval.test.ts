@@ -42,8 +42,14 @@ describe('approvalDecision', () => {
   });
 
   it('matches whole words only', () => {
-    for (const title of ['Review the wireframes', 'Deployment notes typo', 'Undeleted files report', 'Removed-items list?']) {
+    for (const title of ['Review the wireframes', 'Undeleted files report', 'Paywall copy review', 'Productionize? no: prod notes']) {
       expect(approvalDecision(task({ title }), config).required, title).toBe(false);
+    }
+  });
+
+  it('matches the common inflections of a keyword, since a miss there runs risky work unapproved', () => {
+    for (const title of ['Process the payments', 'Deploying the release', 'Send emails to all customers', 'pay invoice 42', 'Deleting old backups', 'Deployment notes', 'Refunds for order 7']) {
+      expect(approvalDecision(task({ title }), config).required, title).toBe(true);
     }
   });
 

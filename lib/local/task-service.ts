@@ -1,0 +1,253 @@
+import { createHash } from 'node:crypto';
+import { existsSync, linkSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { approvalDecision } from '../core/approval.ts';
+import type { Config } from '../core/config.ts';
+import type { TaskParseError } from '../core/errors.ts';
+import { upsertSection, withoutSections } from '../core/note-sections.ts';
+import { DEFAULT_PARSE_LIMITS, parseTaskNote } from '../core/parse-task.ts';
+import { isTerminal, type TaskEvent } from '../core/state-machine.ts';
+import type { ApplyOptions, TaskRecord, TaskStore } from '../core/store.ts';
+import { TaskNotFoundError } from '../core/store.ts';
+import { isValidTaskId, type TaskDoc } from '../core/task.ts';
+import { folderOf, type VaultFolder } from '../core/vault-layout.ts';
+import { readNote } from './notes.ts';
+import { SqliteTaskStore } from './sqlite-store.ts';
+import { Vault } from './vault.ts';
+
+/** What happened to a note offered for admission. */
+export type AdmitResult =
+  | { kind: 'admitted'; id: string; record: TaskRecord; renamedFrom: string | null }
+  | { kind: 'known'; id: string }
+  | { kind: 'quarantined'; id: string; quarantinedAs: string; error: TaskParseError | Error }
+  | { kind: 'gone'; id: string };
+
+/**
+ * The operations on a task that touch both the store and the vault, shared by the engine and every CLI command so that
+ * a task moves the same way whoever moves it. The store is the source of truth and is written first; the note follows
+ * it into the folder of its new state. A crash between the two leaves a note in an old folder, which the engine's
+ * reconciliation moves on — never a state the store did not record.
+ */
+export class TaskService {
+  readonly vault: Vault;
+
+  constructor(
+    vaultDir: string,
+    readonly store: TaskStore,
+    readonly config: Config,
+    private readonly clock: () => Date = () => new Date(),
+  ) {
+    this.vault = new Vault(vaultDir);
+  }
+
+  /** Open the vault's embedded store, creating the folders and the database if needed. */
+  static open(vaultDir: string, config: Config, clock?: () => Date): TaskService {
+    const vault = new Vault(vaultDir);
+    vault.ensure();
+    const store = SqliteTaskStore.open(join(vault.stateDir, 'fte.db'));
+    return new TaskService(vaultDir, store, config, clock);
+  }
+
+  get snapshotDir(): string {
+    return join(this.vault.stateDir, 'snapshots');
+  }
+
+  /** The note as it was when the task was admitted: what was assessed for approval is what runs. */
+  snapshotPath(id: string): string {
+    return join(this.snapshotDir, `${id}.md`);
+  }
+
+  readSnapshot(id: string): string | null {
+    try {
+      return readFileSync(this.snapshotPath(id), 'utf8');
+    } catch {
+      return null;
+    }
+  }
+
+  /**
+   * Admit the note `<id>.md` of `folder` (normally Needs_Action). A malformed note is quarantined to Failed/ with a
+   * sibling `<id>.error.md`; a name already used by another task is renamed to a free one first.
+   */
+  async admit(id: string, folder: VaultFolder = 'Needs_Action'): Promise<AdmitResult> {
+    if (!isValidTaskId(id)) return this.quarantineRawName(id, folder);
+    const existing = await this.store.get(id);
+    let admittedId = id;
+    let renamedFrom: string | null = null;
+    if (existing !== null) {
+      if (folder === folderOf(existing.state)) return { kind: 'known', id };
+      if (!isTerminal(existing.state)) return { kind: 'known', id };
+      if (existing.state === 'failed' || existing.state === 'expired') {
+        // The person put a dead task back in the queue: that is a retry of the same task.
+        const record = await this.requeue(id, 'vault');
+        return { kind: 'admitted', id, record, renamedFrom: null };
+      }
+      // A new note that happens to reuse the name of a finished task: a different task, so it gets a free name.
+      admittedId = await this.freeId(id);
+      if (!this.vault.moveAs(id, folder, folder, admittedId)) return { kind: 'gone', id };
+      renamedFrom = id;
+    }
+    const note = readNote(this.vault.folderPath(folder), admittedId, DEFAULT_PARSE_LIMITS.maxBytes);
+    if (note === null) return { kind: 'gone', id: admittedId };
+    const parsed = parseTaskNote({ id: admittedId, content: note.content, fallbackCreated: note.mtime });
+    if (!parsed.ok) return this.quarantine(admittedId, folder, parsed.error);
+    const now = this.clock();
+    const doc = parsed.task;
+    const approval = approvalDecision(doc, this.config);
+    this.writeSnapshot(admittedId, note.content);
+    await this.store.create(
+      {
+        id: admittedId,
+        title: doc.title,
+        type: doc.type,
+        sender: doc.sender,
+        urgency: doc.urgency,
+        deadline: doc.deadline,
+        // The age boost counts from admission, not from the note's own date: a note can claim any `created` (an
+        // e-mail's Date header is the sender's to set), and a back-dated one would jump the queue — the caveat of the
+        // starvation bound in lib/core/scoring.ts. Measured from admission, the bound holds for every task.
+        created: now,
+        approvalRequired: approval.required,
+        approvalReasons: approval.reasons,
+      },
+      now,
+    );
+    const record = await this.mustGet(admittedId);
+    if (folder !== folderOf(record.state)) this.placeNote(record);
+    return { kind: 'admitted', id: admittedId, record, renamedFrom };
+  }
+
+  /** The parsed task as admitted (from the snapshot), with fte's own sections removed from the body. */
+  admittedDoc(id: string): TaskDoc | null {
+    const snapshot = this.readSnapshot(id);
+    if (snapshot === null) return null;
+    const parsed = parseTaskNote({ id, content: snapshot, fallbackCreated: this.clock() });
+    if (!parsed.ok) return null;
+    return { ...parsed.task, body: withoutSections(parsed.task.body) };
+  }
+
+  async approve(id: string, by: string): Promise<TaskRecord> {
+    const record = await this.applyAndPlace(id, { type: 'approve', by });
+    this.editNote(record, (c) => upsertSection(c, 'approval', 'Approved', `Approved by ${by} at ${this.clock().toISOString()}.`));
+    return record;
+  }
+
+  async reject(id: string, by: string, reason?: string): Promise<TaskRecord> {
+    const record = await this.applyAndPlace(id, reason === undefined ? { type: 'reject', by } : { type: 'reject', by, reason });
+    this.editNote(record, (c) =>
+      upsertSection(c, 'outcome', 'Outcome (fte)', `Rejected by ${by} at ${this.clock().toISOString()}${reason ? `: ${reason}` : ''}.`),
+    );
+    return record;
+  }
+
+  async cancel(id: string, by: string, reason?: string): Promise<TaskRecord> {
+    return this.applyAndPlace(id, reason === undefined ? { type: 'cancel', by } : { type: 'cancel', by, reason });
+  }
+
+  async requeue(id: string, by: string): Promise<TaskRecord> {
+    return this.applyAndPlace(id, { type: 'requeue', by });
+  }
+
+  /** Apply `event` in the store, then move the note to the folder of the new state. */
+  async applyAndPlace(id: string, event: TaskEvent, options?: ApplyOptions): Promise<TaskRecord> {
+    const record = await this.store.apply(id, event, this.clock(), options);
+    this.placeNote(record);
+    return record;
+  }
+
+  /**
+   * Move the note to the folder of the record's state, from wherever it is. Returns the folder it is in afterwards,
+   * or null when no folder holds it (a person deleted it).
+   */
+  placeNote(record: TaskRecord): VaultFolder | null {
+    const target = folderOf(record.state);
+    const found = this.vault.locate(record.id);
+    if (found.includes(target)) return target;
+    for (const from of found) {
+      if (this.vault.move(record.id, from, target)) return target;
+    }
+    return null;
+  }
+
+  /** Rewrite the note in the folder of its state (fte's sections); a missing note is left missing. */
+  editNote(record: TaskRecord, edit: (content: string) => string): boolean {
+    const folder = folderOf(record.state);
+    let content: string;
+    try {
+      content = this.vault.read(folder, record.id);
+    } catch {
+      return false;
+    }
+    this.vault.rewrite(folder, record.id, edit(content));
+    return true;
+  }
+
+  async mustGet(id: string): Promise<TaskRecord> {
+    const record = await this.store.get(id);
+    if (record === null) throw new TaskNotFoundError(id);
+    return record;
+  }
+
+  async close(): Promise<void> {
+    await this.store.close();
+  }
+
+  private async freeId(id: string): Promise<string> {
+    for (let n = 2; ; n++) {
+      const candidate = `${id}-${n}`;
+      if (!this.vault.isNameTaken(candidate) && (await this.store.get(candidate)) === null) return candidate;
+    }
+  }
+
+  private writeSnapshot(id: string, content: Uint8Array): void {
+    mkdirSync(this.snapshotDir, { recursive: true, mode: 0o700 });
+    writeFileSync(this.snapshotPath(id), content);
+  }
+
+  /** Move a malformed note to Failed/ (under a free name) and write `<name>.error.md` beside it saying why. */
+  quarantine(id: string, folder: VaultFolder, error: TaskParseError | Error): AdmitResult {
+    const failed = this.vault.folderPath('Failed');
+    const taken = (candidate: string): boolean =>
+      existsSync(join(failed, `${candidate}.md`)) || existsSync(join(failed, `${candidate}.error.md`));
+    let name = id;
+    for (let n = 2; taken(name); n++) name = `${id}-${n}`;
+    if (!this.vault.moveAs(id, folder, 'Failed', name)) return { kind: 'gone', id };
+    this.writeErrorNote(name, id, folder, error);
+    return { kind: 'quarantined', id, quarantinedAs: name, error };
+  }
+
+  /** A file whose name cannot be a task id (control characters, too long): renamed to a safe one in Failed/. */
+  private quarantineRawName(fileId: string, folder: VaultFolder): AdmitResult {
+    const safe = fileId.replace(/[\u0000-\u001f\u007f/\\]/g, '_').replace(/^[.\s]+/, '').trim().slice(0, 120) || 'unnamed';
+    const hash = createHash('sha256').update(fileId).digest('hex').slice(0, 8);
+    const name = this.vault.freeName(`${safe}-${hash}`);
+    const source = join(this.vault.folderPath(folder), `${fileId}.md`);
+    try {
+      linkSync(source, this.vault.notePath('Failed', name));
+      unlinkSync(source);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { kind: 'gone', id: fileId };
+      throw err;
+    }
+    const error = new Error(`the file name ${JSON.stringify(`${fileId}.md`)} cannot be a task id`);
+    this.writeErrorNote(name, fileId, folder, error);
+    return { kind: 'quarantined', id: fileId, quarantinedAs: name, error };
+  }
+
+  private writeErrorNote(name: string, originalId: string, folder: VaultFolder, error: TaskParseError | Error): void {
+    const reason = 'reason' in error ? String(error.reason) : 'invalid_name';
+    const lines = [
+      '---',
+      `quarantined: ${this.clock().toISOString()}`,
+      `reason: ${reason}`,
+      '---',
+      `# Why ${name}.md was not queued`,
+      '',
+      `fte could not read \`${folder}/${JSON.stringify(originalId).slice(1, -1)}.md\` as a task: ${error.message}.`,
+      '',
+      `Fix the note, then move \`Failed/${name}.md\` back to \`Needs_Action/\` (and delete this file).`,
+      '',
+    ];
+    writeFileSync(join(this.vault.folderPath('Failed'), `${name}.error.md`), lines.join('\n'), { flag: 'w' });
+  }
+}
