@@ -99,6 +99,9 @@ const logRecord = {
   argv: argv.map((a, i) => (i === promptIndex ? '<prompt>' : a)),
   promptLength: prompt?.length ?? 0,
   promptSha256: prompt === null ? null : sha(prompt),
+  // Which task and which kind of run, so tests can tell a planning run from an execution without the prompt.
+  taskId: prompt === null ? null : (/^Task id: (.*)$/m.exec(prompt)?.[1] ?? null),
+  planning: argv.some((a, i) => a === '--permission-mode' && argv[i + 1] === 'plan'),
   startMs,
 };
 
