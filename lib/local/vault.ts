@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync, linkSync, unlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { STATE_DIR, VAULT_FOLDERS, type VaultFolder } from '../core/vault-layout.ts';
@@ -56,30 +56,7 @@ export class Vault {
    */
   move(id: string, from: VaultFolder, to: VaultFolder): boolean {
     if (from === to) return existsSync(this.notePath(from, id));
-    const source = this.notePath(from, id);
-    const target = this.notePath(to, id);
-    // link + unlink instead of rename: link fails if the target exists, so a concurrent writer cannot be clobbered.
-    try {
-      linkSync(source, target);
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT') return false;
-      if (code === 'EEXIST') throw new VaultConflictError(`${to}/${id}.md already exists; not overwriting it`);
-      if (code === 'EPERM' || code === 'ENOTSUP' || code === 'EXDEV') {
-        // File systems without hard links: fall back to a checked rename.
-        if (existsSync(target)) throw new VaultConflictError(`${to}/${id}.md already exists; not overwriting it`);
-        try {
-          renameSync(source, target);
-          return true;
-        } catch (renameErr) {
-          if ((renameErr as NodeJS.ErrnoException).code === 'ENOENT') return false;
-          throw renameErr;
-        }
-      }
-      throw err;
-    }
-    unlinkSync(source);
-    return true;
+    return this.renameNoReplace(this.notePath(from, id), this.notePath(to, id), `${to}/${id}.md`);
   }
 
   /**
@@ -87,18 +64,24 @@ export class Vault {
    * Same guarantees as `move`.
    */
   moveAs(id: string, from: VaultFolder, to: VaultFolder, newId: string): boolean {
-    const source = this.notePath(from, id);
-    const target = this.notePath(to, newId);
+    return this.renameNoReplace(this.notePath(from, id), this.notePath(to, newId), `${to}/${newId}.md`);
+  }
+
+  /**
+   * rename(2) is atomic — the note is in the old folder or the new one, never both, never neither — but it replaces an
+   * existing target, and Node has no renameat2(RENAME_NOREPLACE). So the target is checked first: a note a person
+   * creates under the same name in the instant between the check and the rename is the one window left, traded for
+   * never showing a note in two folders (what link + unlink would do).
+   */
+  private renameNoReplace(source: string, target: string, shown: string): boolean {
+    if (existsSync(target)) throw new VaultConflictError(`${shown} already exists; not overwriting it`);
     try {
-      linkSync(source, target);
+      renameSync(source, target);
+      return true;
     } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT') return false;
-      if (code === 'EEXIST') throw new VaultConflictError(`${to}/${newId}.md already exists; not overwriting it`);
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
       throw err;
     }
-    unlinkSync(source);
-    return true;
   }
 
   /** Every note of every folder, read with one directory listing per folder: id → the folders holding it. */

@@ -55,7 +55,11 @@ describe('the orchestrator process', () => {
     vault.note('held', { title: 'Held by the stop file' });
     const dry = JSON.parse((await vault.cli(['orchestrator', 'run', '--dry-run', '--json'])).stdout);
     expect(dry.stopped).toMatch(/stop file/);
-    expect(dry.tasks[0]).toMatchObject({ id: 'held', startsNow: false });
+    expect(dry.tasks[0]).toMatchObject({ id: 'held', startsNow: false, action: 'execute', source: 'new note' });
+    // A dry run changes nothing: no store, no folders, the note where it was.
+    expect(existsSync(join(vault.dir, '.fte', 'fte.db'))).toBe(false);
+    expect(existsSync(join(vault.dir, 'Done'))).toBe(false);
+    expect(vault.folders()['Needs_Action']).toEqual(['held']);
     const o = start(vault);
     await waitFor(() => o.lines.some((l) => l.event === 'admitted'), 15_000, 'admission');
     await new Promise((r) => setTimeout(r, 1500));
