@@ -19,6 +19,7 @@
 //   stand-in: promise-on <n>   prints the completion promise only on the n-th call of one session (--resume keeps
 //                              the session and its directives, so resume prompts need not repeat them)
 //   stand-in: cost <usd>       reports this total_cost_usd (combines with any of the above)
+//   stand-in: delay <ms>       waits this long before behaving (combines with any of the above)
 //
 // The first directive other than `cost` wins. Calls are counted in $FTE_STAND_IN_STATE (default
 // <tmpdir>/fte-stand-in): per task by a hash of the prompt's `Task file:` line, per session by session id.
@@ -134,6 +135,7 @@ session.directives = directives;
 writeState(sessionName, session);
 
 let cost = DEFAULT_COST;
+let delayMs = 0;
 let behaviour = null;
 let behaviourArg;
 for (const directive of directives) {
@@ -142,6 +144,8 @@ for (const directive of directives) {
   if (lower === 'cost') {
     const usd = Number(arg);
     if (Number.isFinite(usd) && usd >= 0) cost = usd;
+  } else if (lower === 'delay') {
+    delayMs = positiveInt(arg, 0);
   } else if (behaviour === null) {
     behaviour = lower;
     behaviourArg = arg;
@@ -155,6 +159,7 @@ const taskLine = /^Task file: .*$/m.exec(prompt)?.[0] ?? prompt;
 const taskPath = taskLine.startsWith('Task file: ') ? taskLine.slice('Task file: '.length) : 'the task';
 const title = /^Title: (.*)$/m.exec(prompt)?.[1] ?? 'the task';
 const completionPromise = /<promise>[^<\n]*<\/promise>/.exec(prompt)?.[0] ?? DEFAULT_PROMISE;
+const promptAsksForPromise = /<promise>[^<\n]*<\/promise>/.test(prompt);
 
 function resultObject({ subtype = 'success', isError = false, text, turns = 1 }) {
   return {
@@ -189,7 +194,9 @@ function succeed(extra = {}, turns = 1) {
   const text = planMode
     ? `Plan for ${taskPath} (stand-in agent, nothing was changed):\n` +
       `1. Read the task note and the files it names.\n2. Do what "${title}" asks.\n3. Report what was done.`
-    : `Completed "${title}" from ${taskPath}. (Stand-in agent: nothing was actually changed.)`;
+    : `Completed "${title}" from ${taskPath}. (Stand-in agent: nothing was actually changed.)` +
+      // A finished agent prints the promise it was asked for, as the prompt tells it to.
+      (promptAsksForPromise ? `\n${completionPromise}` : '');
   respond(0, { text, turns }, extra);
 }
 
@@ -201,6 +208,9 @@ function positiveInt(value, fallback) {
   const n = Number(value);
   return Number.isInteger(n) && n > 0 ? n : fallback;
 }
+
+// `delay <ms>` combines with any behaviour (like `cost`): a slow run of a loop, for tests that act between iterations.
+if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs));
 
 switch (behaviour) {
   case 'succeed':

@@ -90,6 +90,29 @@ export function buildPrompt(input: PromptInput): string {
   return parts.join('\n\n');
 }
 
+/**
+ * The prompt of a later iteration of the persistence loop. It resumes the same Claude session (`--resume`), which
+ * already holds the task, the plan and the work so far, so it only says to go on — and repeats the promise rule, the
+ * one thing the loop's verdict depends on.
+ */
+export function buildContinuationPrompt(input: {
+  task: Pick<TaskDoc, 'id' | 'title'>;
+  notePath: string;
+  iteration: number;
+  maxIterations: number;
+  completionPromise: string;
+}): string {
+  return [
+    `Task id: ${oneLine(input.task.id)}`,
+    `${TASK_FILE_LINE_PREFIX}${oneLine(input.notePath)}`,
+    `Title: ${oneLine(input.task.title)}`,
+    `This is iteration ${input.iteration} of at most ${input.maxIterations}. Your last reply did not say the task was ` +
+      'complete. Check what is still missing, continue the work, and verify the result.',
+    `Only when the task is completely done and checked, end your reply with exactly ${input.completionPromise} on its ` +
+      'own line. Never print it otherwise.',
+  ].join('\n\n');
+}
+
 export interface ArgsInput {
   kind: RunKind;
   prompt: string;

@@ -1,5 +1,5 @@
 import type { Config } from '../core/config.ts';
-import { buildClaudeArgs, buildPrompt, interpretResult } from '../core/claude-invocation.ts';
+import { buildClaudeArgs, buildContinuationPrompt, buildPrompt, interpretResult } from '../core/claude-invocation.ts';
 import type { RunKind, RunResult } from '../core/claude-invocation.ts';
 import type { TaskDoc } from '../core/task.ts';
 import { runAgent } from './process-runner.ts';
@@ -17,6 +17,8 @@ export interface ClaudeRunInput {
   maxBudgetUsd?: number | null;
   /** For execute runs; defaults to `orchestrator.completion_promise`, null leaves it out of the prompt. */
   completionPromise?: string | null;
+  /** A later iteration of the persistence loop: resume `resumeSessionId` with the continuation prompt. */
+  continuation?: { iteration: number; maxIterations: number } | null;
   env?: NodeJS.ProcessEnv;
   signal?: AbortSignal;
   onSpawn?: (pid: number) => void;
@@ -39,7 +41,15 @@ export async function runClaude(config: Config, input: ClaudeRunInput): Promise<
         ? config.orchestrator.completion_promise
         : input.completionPromise
       : null;
-  const prompt = buildPrompt({
+  const prompt = input.continuation && completionPromise
+    ? buildContinuationPrompt({
+        task: input.task,
+        notePath: input.notePath,
+        iteration: input.continuation.iteration,
+        maxIterations: input.continuation.maxIterations,
+        completionPromise,
+      })
+    : buildPrompt({
     kind: input.kind,
     task: input.task,
     notePath: input.notePath,

@@ -12,7 +12,10 @@ import type { RunRecord, TaskRecord } from '../core/store.ts';
 import { StaleWriteError } from '../core/store.ts';
 import { InvalidTransitionError } from '../core/state-machine.ts';
 import { folderOf, type VaultFolder } from '../core/vault-layout.ts';
+import { budgetState, BUDGET_WINDOW_MS, type BudgetState } from '../core/budget.ts';
 import { runClaude, type AgentRun } from './claude-runner.ts';
+import { runExecutionLoop, type LoopOutcome } from './execution-loop.ts';
+import { IterationJournal } from './iteration-journal.ts';
 import { groupIsAlive, signalGroup, waitForGroupExit } from './process-group.ts';
 import { listNoteIds } from './notes.ts';
 import type { TaskService } from './task-service.ts';
@@ -45,10 +48,48 @@ interface ActiveRun {
   pid: number | null;
 }
 
+/** How a run (a planning run, or a whole execution loop) ended, in one shape. */
+interface RunEnd {
+  ok: boolean;
+  errorClass: ErrorClass | null;
+  message: string;
+  text: string;
+  costUsd: number;
+  numTurns: number | null;
+  durationMs: number;
+  sessionId: string | null;
+  exitCode: number | null;
+  startedAt: Date;
+  endedAt: Date;
+  /** The execution loop stopped between iterations on request (stop flag, budget); its checkpoint stands. */
+  pausedFor: string | null;
+}
+
 interface Completion {
   run: ActiveRun;
-  result: AgentRun | null;
+  result: RunEnd | null;
   crash: unknown;
+}
+
+function fromAgentRun(run: AgentRun): RunEnd {
+  return {
+    ok: run.ok,
+    errorClass: run.errorClass,
+    message: run.message,
+    text: run.result?.result ?? '',
+    costUsd: run.result?.costUsd ?? 0,
+    numTurns: run.result?.numTurns ?? null,
+    durationMs: run.durationMs,
+    sessionId: run.result?.sessionId ?? null,
+    exitCode: run.exitCode,
+    startedAt: run.startedAt,
+    endedAt: run.endedAt,
+    pausedFor: null,
+  };
+}
+
+function fromLoop(loop: LoopOutcome): RunEnd {
+  return { ...loop };
 }
 
 export class EngineAlreadyRunningError extends Error {
@@ -77,6 +118,8 @@ export class Engine {
   private readonly random: () => number;
   private readonly clock: () => Date;
   private lockHeld = false;
+  readonly journal: IterationJournal;
+  private lastBudgetBlock: string | null = null;
 
   constructor(
     private readonly service: TaskService,
@@ -85,6 +128,7 @@ export class Engine {
     this.log = options.log ?? (() => {});
     this.random = options.random ?? Math.random;
     this.clock = options.clock ?? (() => new Date());
+    this.journal = new IterationJournal(join(service.vault.stateDir, 'iterations'));
   }
 
   private get config() {
@@ -210,8 +254,31 @@ export class Engine {
     for (const record of orphans) {
       if (this.active.has(record.id)) continue;
       await this.killLeftoverAgent(record.id);
-      await this.failRun(record, 'interrupted', 'the orchestrator stopped while this task ran (crash or kill)', null, true);
+      await this.failRun(record, 'interrupted', 'the orchestrator stopped while this task ran (crash or kill)', this.journaledRun(record), true);
     }
+  }
+
+  /** The run a crashed orchestrator never recorded, rebuilt from the iterations it journaled (so their cost counts). */
+  private journaledRun(record: TaskRecord): RunRecord | null {
+    const its = this.journal.list(record.id).filter((r) => r.attempt === record.attempts);
+    if (its.length === 0) return null;
+    const first = its[0] as (typeof its)[number];
+    const last = its[its.length - 1] as (typeof its)[number];
+    return {
+      taskId: record.id,
+      attempt: record.attempts,
+      kind: record.state === 'planning' ? 'plan' : 'execute',
+      startedAt: new Date(first.startedAt),
+      endedAt: new Date(last.endedAt),
+      ok: false,
+      errorClass: 'interrupted',
+      exitCode: null,
+      durationMs: its.reduce((sum, r) => sum + r.durationMs, 0),
+      costUsd: its.reduce((sum, r) => sum + r.costUsd, 0),
+      numTurns: its.reduce((sum, r) => sum + (r.numTurns ?? 0), 0),
+      sessionId: last.sessionId,
+      logPath: null,
+    };
   }
 
   private async killLeftoverAgent(taskId: string): Promise<void> {
@@ -375,6 +442,25 @@ export class Engine {
     return null;
   }
 
+  /** Spend in the rolling 24 h window against the budgets, including what running loops have spent so far. */
+  async budget(now: Date): Promise<BudgetState> {
+    const inFlight: Record<string, number> = {};
+    for (const run of this.active.values()) {
+      if (run.kind !== 'execute') continue;
+      const record = await this.store.get(run.taskId);
+      if (record === null) continue;
+      inFlight[record.type] = (inFlight[record.type] ?? 0) + this.journal.attemptCost(run.taskId, run.attempt);
+    }
+    const events = await this.store.history({ since: new Date(now.getTime() - BUDGET_WINDOW_MS), until: new Date(now.getTime() + 1) });
+    const state = budgetState(events, this.config, now, inFlight);
+    if (state.exhausted !== this.lastBudgetBlock) {
+      if (state.exhausted !== null) this.emit('budget_exhausted', `${state.exhausted}; no new task starts until spend leaves the window or the budget is raised`, { spentUsd: state.spentUsd });
+      else if (this.lastBudgetBlock !== null) this.emit('budget_available', 'spend is under the daily budget again; dispatch resumes');
+      this.lastBudgetBlock = state.exhausted;
+    }
+    return state;
+  }
+
   /** The runnable tasks in dispatch order: approved work first (a person is waiting on it), then by score. */
   async runnable(now: Date): Promise<TaskRecord[]> {
     const candidates = await this.store.list({ states: ['approved', 'needs_action'] });
@@ -397,9 +483,12 @@ export class Engine {
     const stop = await this.stopReason();
     if (stop !== null) return;
     const now = this.clock();
+    const budget = await this.budget(now);
+    if (budget.exhausted !== null) return;
     for (const record of await this.runnable(now)) {
       if (this.active.size >= cap) break;
       if (this.active.has(record.id)) continue;
+      if (budget.exhaustedTypes[record.type] !== undefined) continue;
       await this.start(record);
     }
   }
@@ -450,19 +539,40 @@ export class Engine {
     });
     mkdirSync(this.runDir, { recursive: true });
     const logPath = join(this.vault.stateDir, 'logs', record.id, `${started.attempts}-${kind}.log`);
-    runClaude(this.config, {
-      kind,
-      task: doc,
-      notePath: this.vault.notePath('In_Progress', record.id),
-      plan,
-      cwd: this.vault.root,
-      logPath,
-      signal: run.abort.signal,
-      onSpawn: (pid) => {
-        run.pid = pid;
-        writeFileSync(this.pidFile(record.id), `${pid}\n`);
-      },
-    }).then(
+    const logDir = join(this.vault.stateDir, 'logs', record.id);
+    const onSpawn = (pid: number): void => {
+      run.pid = pid;
+      writeFileSync(this.pidFile(record.id), `${pid}\n`);
+    };
+    const notePath = this.vault.notePath('In_Progress', record.id);
+    const running: Promise<RunEnd> =
+      kind === 'plan'
+        ? runClaude(this.config, {
+            kind,
+            task: doc,
+            notePath,
+            plan: null,
+            cwd: this.vault.root,
+            logPath: join(logDir, `${started.attempts}-plan.log`),
+            signal: run.abort.signal,
+            onSpawn,
+          }).then(fromAgentRun)
+        : runExecutionLoop({
+            config: this.config,
+            journal: this.journal,
+            task: doc,
+            attempt: started.attempts,
+            notePath,
+            plan,
+            cwd: this.vault.root,
+            logDir,
+            resumeFrom: this.journal.checkpoint(record.id),
+            priorCostUsd: started.costUsd,
+            shouldPause: async () => (await this.stopReason()) ?? (await this.budget(this.clock())).exhausted,
+            signal: run.abort.signal,
+            onSpawn,
+          }).then(fromLoop);
+    running.then(
       (result) => this.complete({ run, result, crash: null }),
       (crash: unknown) => this.complete({ run, result: null, crash }),
     );
@@ -501,15 +611,21 @@ export class Engine {
             errorClass: result.errorClass,
             exitCode: result.exitCode,
             durationMs: result.durationMs,
-            costUsd: result.result?.costUsd ?? 0,
-            numTurns: result.result?.numTurns ?? null,
-            sessionId: result.result?.sessionId ?? null,
-            logPath: join(this.vault.stateDir, 'logs', run.taskId, `${run.attempt}-${run.kind}.log`),
+            costUsd: result.costUsd,
+            numTurns: result.numTurns,
+            sessionId: result.sessionId,
+            logPath: join(this.vault.stateDir, 'logs', run.taskId, run.kind === 'plan' ? `${run.attempt}-plan.log` : `${run.attempt}-execute-*.log`),
           };
     if (run.abortReason !== null) {
       await this.interrupt(record, run.abortReason, runRecord);
       return;
     }
+    if (result?.pausedFor) {
+      await this.interrupt(record, `paused between iterations: ${result.pausedFor}`, runRecord);
+      return;
+    }
+    // A loop that ended (done, failed) is over; only a paused or interrupted one is resumed from its checkpoint.
+    this.journal.clearCheckpoint(record.id);
     if (result === null) {
       await this.failRun(record, 'crash', `the runner failed: ${String(crash)}`, runRecord, false);
       return;
@@ -518,7 +634,7 @@ export class Engine {
       await this.failRun(record, result.errorClass ?? 'agent_error', result.message, runRecord, false);
       return;
     }
-    const text = result.result?.result ?? '';
+    const text = result.text;
     if (run.kind === 'plan') {
       // Write the plan while the note is still in In_Progress, then move it: a person never sees a request without a plan.
       this.service.editNote(record, (c) =>
@@ -636,7 +752,11 @@ export class Engine {
     if (this.active.size > 0 || this.completions.length > 0) return false;
     if ((await this.store.list({ states: ['retry_wait'] })).length > 0) return false;
     if ((await this.stopReason()) !== null) return true;
-    return (await this.runnable(this.clock())).length === 0;
+    const now = this.clock();
+    const budget = await this.budget(now);
+    if (budget.exhausted !== null) return true;
+    // Work held back by its type's daily budget waits on the clock or a person, not on fte.
+    return (await this.runnable(now)).every((r) => budget.exhaustedTypes[r.type] !== undefined);
   }
 
   private async nextWakeMs(): Promise<number> {

@@ -71,14 +71,14 @@ export class TestVault {
   }
 
   /** Run the engine in this process until it has nothing left to do (`--once`). */
-  async runOnce(): Promise<EngineEvent[]> {
+  async runOnce(options: { clock?: () => Date } = {}): Promise<EngineEvent[]> {
     const events: EngineEvent[] = [];
     // The in-process engine's agents inherit this process's environment; point them at this vault's stand-in state.
     const saved = { state: process.env['FTE_STAND_IN_STATE'], log: process.env['FTE_STAND_IN_LOG'] };
     process.env['FTE_STAND_IN_STATE'] = this.env['FTE_STAND_IN_STATE'];
     process.env['FTE_STAND_IN_LOG'] = this.env['FTE_STAND_IN_LOG'];
     const service = this.service();
-    const engine = new Engine(service, { once: true, log: (e) => events.push(e) });
+    const engine = new Engine(service, { once: true, log: (e) => events.push(e), ...(options.clock ? { clock: options.clock } : {}) });
     try {
       await engine.run();
     } finally {

@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { approvalDecision } from '../../core/approval.ts';
+import { budgetState, BUDGET_WINDOW_MS } from '../../core/budget.ts';
 import type { Config } from '../../core/config.ts';
 import { DEFAULT_PARSE_LIMITS, parseTaskNote } from '../../core/parse-task.ts';
 import { compareRanked, scoreTask } from '../../core/scoring.ts';
@@ -42,11 +43,13 @@ export async function dryRunReport(vault: string, config: Config): Promise<DryRu
     const running = records.filter((r) => RUNNING_STATES.has(r.state)).length;
     const control = store ? await store.control() : null;
     const stopFile = existsSync(join(vault, config.orchestrator.stop_hook_file));
+    const events = store ? await store.history({ since: new Date(now.getTime() - BUDGET_WINDOW_MS), until: new Date(now.getTime() + 1) }) : [];
+    const budget = budgetState(events, config, now);
     const stopped = stopFile
       ? `the stop file ${config.orchestrator.stop_hook_file} exists`
       : control?.stopRequested
         ? `stopped${control.stopReason ? `: ${control.stopReason}` : ''}`
-        : null;
+        : budget.exhausted;
 
     type Candidate = { id: string; title: string; approved: boolean; approvalRequired: boolean; reasons: readonly string[]; score: number; created: Date; source: DryRunRow['source'] };
     const candidates: Candidate[] = [];

@@ -1,0 +1,139 @@
+import type { Config } from '../core/config.ts';
+import type { ErrorClass } from '../core/retry.ts';
+import type { TaskDoc } from '../core/task.ts';
+import { runClaude, type AgentRun } from './claude-runner.ts';
+import type { Checkpoint, IterationJournal, IterationRecord } from './iteration-journal.ts';
+
+export interface LoopInput {
+  config: Config;
+  journal: IterationJournal;
+  task: Pick<TaskDoc, 'id' | 'title' | 'body' | 'type'>;
+  attempt: number;
+  notePath: string;
+  plan: string | null;
+  cwd: string;
+  logDir: string;
+  /** Where an interrupted earlier attempt stopped: go on in its session at the next iteration. */
+  resumeFrom: Checkpoint | null;
+  /** What the task has cost before this attempt (earlier attempts' runs). */
+  priorCostUsd: number;
+  /** Asked between iterations; a reason pauses the loop (stop flag, daily budget). */
+  shouldPause: () => Promise<string | null>;
+  signal: AbortSignal;
+  onSpawn: (pid: number) => void;
+}
+
+export interface LoopOutcome {
+  ok: boolean;
+  /** The loop stopped between iterations on request; the checkpoint stands. */
+  pausedFor: string | null;
+  errorClass: ErrorClass | null;
+  message: string;
+  /** The last reply's text. */
+  text: string;
+  iterations: IterationRecord[];
+  costUsd: number;
+  numTurns: number | null;
+  durationMs: number;
+  sessionId: string | null;
+  exitCode: number | null;
+  startedAt: Date;
+  endedAt: Date;
+}
+
+/**
+ * The per-task persistence loop (the seed's "Ralph Wiggum" loop): run Claude, and while its reply lacks the exact
+ * completion promise, resume the same session with a continuation prompt — bounded by `orchestrator.max_iterations`
+ * and by the task's budget, so it can never run away. Each iteration is journaled; after each unfinished one a
+ * checkpoint lets a restarted orchestrator go on from there instead of from the first iteration.
+ */
+export async function runExecutionLoop(input: LoopInput): Promise<LoopOutcome> {
+  const { config, journal, task } = input;
+  const max = config.orchestrator.max_iterations;
+  const promise = config.orchestrator.completion_promise;
+  const perTask = config.budget.per_task_usd;
+  const startedAt = new Date();
+  const iterations: IterationRecord[] = [];
+  let session = input.resumeFrom?.sessionId ?? null;
+  let iteration = input.resumeFrom?.iteration ?? 0;
+  let last: AgentRun | null = null;
+
+  const spent = (): number => input.priorCostUsd + iterations.reduce((s, r) => s + r.costUsd, 0);
+  const outcome = (fields: Partial<LoopOutcome> & Pick<LoopOutcome, 'ok' | 'errorClass' | 'message'>): LoopOutcome => ({
+    pausedFor: null,
+    text: last?.result?.result ?? '',
+    iterations,
+    costUsd: iterations.reduce((s, r) => s + r.costUsd, 0),
+    numTurns: iterations.some((r) => r.numTurns !== null) ? iterations.reduce((s, r) => s + (r.numTurns ?? 0), 0) : null,
+    durationMs: iterations.reduce((s, r) => s + r.durationMs, 0),
+    sessionId: session,
+    exitCode: last?.exitCode ?? null,
+    startedAt,
+    endedAt: new Date(),
+    ...fields,
+  });
+
+  for (;;) {
+    iteration += 1;
+    if (iteration > max) {
+      return outcome({
+        ok: false,
+        errorClass: 'iterations_exhausted',
+        message: `no completion promise after ${max} iteration(s) (orchestrator.max_iterations)`,
+      });
+    }
+    const remaining = perTask === undefined ? null : perTask - spent();
+    if (remaining !== null && remaining <= 0) {
+      return outcome({ ok: false, errorClass: 'budget_exceeded', message: budgetMessage(spent(), perTask as number) });
+    }
+    if (iterations.length > 0 || input.resumeFrom !== null) {
+      const pause = await input.shouldPause();
+      if (pause !== null) return outcome({ ok: false, errorClass: null, message: pause, pausedFor: pause });
+    }
+    const continuing = session !== null;
+    last = await runClaude(config, {
+      kind: 'execute',
+      task,
+      notePath: input.notePath,
+      plan: input.plan,
+      cwd: input.cwd,
+      logPath: `${input.logDir}/${input.attempt}-execute-${iteration}.log`,
+      resumeSessionId: continuing ? session : null,
+      continuation: continuing ? { iteration, maxIterations: max } : null,
+      maxBudgetUsd: remaining,
+      signal: input.signal,
+      onSpawn: input.onSpawn,
+    });
+    const text = last.result?.result ?? '';
+    const record: IterationRecord = {
+      attempt: input.attempt,
+      iteration,
+      startedAt: last.startedAt.toISOString(),
+      endedAt: last.endedAt.toISOString(),
+      durationMs: last.durationMs,
+      costUsd: last.result?.costUsd ?? 0,
+      numTurns: last.result?.numTurns ?? null,
+      sessionId: last.result?.sessionId ?? session,
+      ok: last.ok,
+      errorClass: last.errorClass,
+      promiseSeen: last.ok && text.includes(promise),
+    };
+    journal.append(task.id, record);
+    iterations.push(record);
+    session = record.sessionId;
+    if (!last.ok) return outcome({ ok: false, errorClass: last.errorClass ?? 'agent_error', message: last.message });
+    if (record.promiseSeen) return outcome({ ok: true, errorClass: null, message: 'completion promise seen' });
+    if (session !== null) journal.saveCheckpoint(task.id, { attempt: input.attempt, iteration, sessionId: session });
+    if (perTask !== undefined && spent() >= perTask) {
+      return outcome({ ok: false, errorClass: 'budget_exceeded', message: budgetMessage(spent(), perTask) });
+    }
+    if (session === null) {
+      // Without a session there is nothing to resume; a fresh run would start the task over.
+      return outcome({ ok: false, errorClass: 'bad_output', message: 'the agent reported no session_id, so the loop cannot continue it' });
+    }
+  }
+}
+
+function budgetMessage(spent: number, limit: number): string {
+  return `the task has cost $${spent.toFixed(4)}, reaching its budget of $${limit.toFixed(2)} (budget.per_task_usd)`;
+}

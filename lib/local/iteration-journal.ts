@@ -1,0 +1,101 @@
+import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import type { ErrorClass } from '../core/retry.ts';
+
+/** One Claude run of the persistence loop. */
+export interface IterationRecord {
+  attempt: number;
+  iteration: number;
+  startedAt: string;
+  endedAt: string;
+  durationMs: number;
+  costUsd: number;
+  numTurns: number | null;
+  sessionId: string | null;
+  ok: boolean;
+  errorClass: ErrorClass | null;
+  promiseSeen: boolean;
+}
+
+/** Where an unfinished loop stands: enough for a restarted orchestrator to go on at the next iteration. */
+export interface Checkpoint {
+  attempt: number;
+  iteration: number;
+  sessionId: string;
+}
+
+/**
+ * The persistence loop's journal: every iteration appended (and fsynced) as one JSON line per task, plus a checkpoint
+ * file replaced atomically after each unfinished iteration. Kept beside the store rather than in it because an iteration
+ * is not a state transition, and because both must survive kill -9 between any two lines of the loop.
+ */
+export class IterationJournal {
+  constructor(private readonly dir: string) {}
+
+  private file(taskId: string, ext: string): string {
+    return join(this.dir, `${taskId}.${ext}`);
+  }
+
+  append(taskId: string, record: IterationRecord): void {
+    mkdirSync(this.dir, { recursive: true });
+    const fd = openSync(this.file(taskId, 'jsonl'), 'a');
+    try {
+      writeSync(fd, `${JSON.stringify(record)}\n`);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  list(taskId: string): IterationRecord[] {
+    let text: string;
+    try {
+      text = readFileSync(this.file(taskId, 'jsonl'), 'utf8');
+    } catch {
+      return [];
+    }
+    const out: IterationRecord[] = [];
+    for (const line of text.split('\n')) {
+      if (line.trim() === '') continue;
+      try {
+        out.push(JSON.parse(line) as IterationRecord);
+      } catch {
+        // A line torn by a crash mid-write; the records before it stand.
+      }
+    }
+    return out;
+  }
+
+  checkpoint(taskId: string): Checkpoint | null {
+    try {
+      const value = JSON.parse(readFileSync(this.file(taskId, 'checkpoint.json'), 'utf8')) as Checkpoint;
+      return typeof value.sessionId === 'string' && Number.isInteger(value.iteration) ? value : null;
+    } catch {
+      return null;
+    }
+  }
+
+  saveCheckpoint(taskId: string, checkpoint: Checkpoint): void {
+    mkdirSync(this.dir, { recursive: true });
+    const temp = this.file(taskId, 'checkpoint.tmp');
+    writeFileSync(temp, JSON.stringify(checkpoint));
+    const fd = openSync(temp, 'r');
+    try {
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(temp, this.file(taskId, 'checkpoint.json'));
+  }
+
+  clearCheckpoint(taskId: string): void {
+    rmSync(this.file(taskId, 'checkpoint.json'), { force: true });
+  }
+
+  /** What the iterations of one attempt cost together. */
+  attemptCost(taskId: string, attempt: number): number {
+    return this.list(taskId)
+      .filter((r) => r.attempt === attempt)
+      .reduce((sum, r) => sum + r.costUsd, 0);
+  }
+}
