@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { configCheckCommand } from './commands/config.ts';
 import { queueCommand } from './commands/queue.ts';
+import { dashboardCommand, healthCommand, metricsCommand } from './commands/observe.ts';
 import { resumeCommand, statusCommand, stopCommand } from './commands/control.ts';
 import { runCommand } from './commands/run.ts';
 import {
@@ -52,6 +53,20 @@ function withVault(command: Command): Command {
   return command.option('--vault <dir>', VAULT_HELP).option('--config <file>', CONFIG_HELP);
 }
 
+/** Commands that read a running orchestrator's API when there is one, else the vault; or any API with --endpoint. */
+function readsFrom(command: Command): Command {
+  return withVault(command)
+    .option('--endpoint <url>', 'read from this fte API instead of the vault (e.g. http://127.0.0.1:8787)')
+    .option('--token <token>', 'bearer token for --endpoint (default: $FTE_API_TOKEN)');
+}
+
+function watchable(command: Command): Command {
+  return command
+    .option('--watch', 'refresh in place until interrupted')
+    .option('--interval <seconds>', 'seconds between refreshes (default: dashboard.refresh_interval, 5)')
+    .option('--count <n>', 'stop after n refreshes');
+}
+
 export function buildProgram(setExit: (code: number) => void): Command {
   const program = new Command('fte')
     .description('fte: a prioritised queue of work that Claude Code agents carry out, with human approval for risky work')
@@ -64,20 +79,51 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .description('run and inspect the orchestrator of a vault')
     .exitOverride();
   leaf(
-    orchestrator
-      .command('queue')
-      .description('rank the notes waiting in <vault>/Needs_Action by priority (read-only)')
-      .option('--vault <dir>', 'the vault folder (default: $FTE_VAULT)')
-      .option('--config <file>', 'settings file (default: $FTE_CONFIG, else <vault>/.fte/orchestrator.yaml)')
-      .option('--verbose', 'show the score breakdown and why approval is needed'),
+    watchable(
+      readsFrom(
+        orchestrator
+          .command('queue')
+          .description('the waiting tasks in dispatch order: position, score, wait and ETA (read-only)')
+          .option('--verbose', 'show the score breakdown and why approval is needed'),
+      ),
+    ),
     queueCommand,
+    setExit,
+  );
+  leaf(
+    readsFrom(
+      orchestrator
+        .command('metrics')
+        .description('throughput, latency, error rate, cost, per type and over time; CPU and memory of the orchestrator and its agents')
+        .option('--since <when>', 'window start: a duration back from now (30m, 24h, 7d) or an ISO date/time', '24h'),
+    ),
+    metricsCommand,
+    setExit,
+  );
+  leaf(
+    readsFrom(orchestrator.command('health').description('every health check with value, threshold and verdict; exit 0 healthy, 1 degraded, 2 unhealthy')),
+    healthCommand,
+    setExit,
+  );
+  leaf(
+    watchable(
+      readsFrom(
+        orchestrator
+          .command('dashboard')
+          .description('status, running tasks, queue head, recent completions and key metrics on one screen')
+          .option('--since <when>', 'metrics window start (30m, 24h, 7d or ISO)', '24h'),
+      ),
+    ),
+    dashboardCommand,
     setExit,
   );
 
   leaf(
     withVault(orchestrator.command('run').description('run the orchestrator on a vault until stopped (SIGTERM/SIGINT)'))
       .option('--once', 'work until every task is finished or waits on a person, then exit')
-      .option('--dry-run', 'show what would run, in what order and why, changing nothing'),
+      .option('--dry-run', 'show what would run, in what order and why, changing nothing')
+      .option('--api-port <port>', 'serve the HTTP API on this port of 127.0.0.1 (default: api.port, 8787; 0 picks a free one)')
+      .option('--no-api', 'do not serve the HTTP API'),
     runCommand,
     setExit,
   );

@@ -1,7 +1,6 @@
-import { existsSync, readFileSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
-import { TASK_STATES, RUNNING_STATES, type TaskState } from '../../core/state-machine.ts';
-import { requestStopNow } from '../../local/engine.ts';
+import type { StatusReport } from '../../app/contracts.ts';
+import { readStatus } from '../../app/reads.ts';
+import { LocalActions, localReadSources } from '../../local/api-backend.ts';
 import { actor, withService, type VaultOptions } from '../context.ts';
 import { colorEnabled, paint, printJson, EXIT_OK } from '../output.ts';
 
@@ -13,10 +12,9 @@ export interface StopOptions extends VaultOptions {
 export async function stopCommand(options: StopOptions): Promise<number> {
   return withService(options, async (service) => {
     const reason = options.reason ?? `${actor()} ran fte orchestrator stop${options.now ? ' --now' : ''}`;
-    const control = await service.store.setStop(true, reason, new Date());
-    // The running orchestrator polls the flag every turn; the marker tells it to stop its agents too.
-    if (options.now) requestStopNow(service.vault.stateDir);
-    if (options.json) printJson({ stopped: true, now: options.now === true, reason: control.stopReason });
+    // The same action the API's POST /stop runs.
+    const result = await new LocalActions(service).stop({ now: options.now === true, reason }, { actor: actor() });
+    if (options.json) printJson(result);
     else process.stdout.write(`stopped: no new task will start${options.now ? '; running agents are being stopped and their tasks requeued' : ''}.\n`);
     return EXIT_OK;
   });
@@ -24,72 +22,20 @@ export async function stopCommand(options: StopOptions): Promise<number> {
 
 export async function resumeCommand(options: VaultOptions): Promise<number> {
   return withService(options, async (service) => {
-    await service.store.setStop(false, null, new Date());
-    const stopFile = join(service.vault.root, service.config.orchestrator.stop_hook_file);
-    const hadFile = existsSync(stopFile);
-    // Resuming means resuming: a stop file left behind would keep the queue stopped with the flag cleared.
-    if (hadFile) rmSync(stopFile, { force: true });
-    if (options.json) printJson({ stopped: false, removedStopFile: hadFile });
-    else process.stdout.write(`resumed${hadFile ? ` (removed ${service.config.orchestrator.stop_hook_file})` : ''}.\n`);
+    const result = await new LocalActions(service).resume({ actor: actor() });
+    if (options.json) printJson(result);
+    else process.stdout.write(`resumed${result.removedStopFile ? ` (removed ${service.config.orchestrator.stop_hook_file})` : ''}.\n`);
     return EXIT_OK;
   });
 }
 
-export interface StatusReport {
-  vault: string;
-  orchestrator: { running: boolean; pid: number | null; heartbeatAt: string | null; heartbeatAgeSeconds: number | null };
-  stop: { stopped: boolean; reason: string | null; stopFile: boolean };
-  counts: Record<TaskState, number>;
-  running: Array<{ id: string; title: string; state: TaskState; attempt: number; elapsedSeconds: number }>;
-  pendingApproval: Array<{ id: string; title: string; waitingSeconds: number; reasons: readonly string[] }>;
-}
+export type { StatusReport };
 
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
+/** What runs, what waits for approval, whether dispatch is on: the same report as the API's GET /status. */
 export async function statusReport(options: VaultOptions): Promise<StatusReport> {
-  return withService(options, async (service) => {
-    const now = Date.now();
-    const control = await service.store.control();
-    const tasks = await service.store.list();
-    const counts = Object.fromEntries(TASK_STATES.map((s) => [s, 0])) as Record<TaskState, number>;
-    for (const t of tasks) counts[t.state] += 1;
-    let pid: number | null = null;
-    try {
-      pid = Number(readFileSync(join(service.vault.stateDir, 'orchestrator.pid'), 'utf8').split('\n')[0]) || null;
-    } catch {
-      pid = null;
-    }
-    const alive = pid !== null && pidAlive(pid);
-    const stopFile = existsSync(join(service.vault.root, service.config.orchestrator.stop_hook_file));
-    return {
-      vault: service.vault.root,
-      orchestrator: {
-        running: alive,
-        pid: alive ? pid : null,
-        heartbeatAt: control.heartbeatAt?.toISOString() ?? null,
-        heartbeatAgeSeconds: control.heartbeatAt ? Math.round((now - control.heartbeatAt.getTime()) / 1000) : null,
-      },
-      stop: {
-        stopped: control.stopRequested || stopFile,
-        reason: stopFile ? `stop file ${service.config.orchestrator.stop_hook_file}` : control.stopReason,
-        stopFile,
-      },
-      counts,
-      running: tasks
-        .filter((t) => RUNNING_STATES.has(t.state))
-        .map((t) => ({ id: t.id, title: t.title, state: t.state, attempt: t.attempts, elapsedSeconds: Math.round((now - t.stateSince.getTime()) / 1000) })),
-      pendingApproval: tasks
-        .filter((t) => t.state === 'pending_approval')
-        .map((t) => ({ id: t.id, title: t.title, waitingSeconds: Math.round((now - t.stateSince.getTime()) / 1000), reasons: t.approvalReasons })),
-    };
-  });
+  return withService(options, (service) =>
+    readStatus(localReadSources({ vaultDir: service.vault.root, config: service.config, store: service.store })),
+  );
 }
 
 export async function statusCommand(options: VaultOptions): Promise<number> {

@@ -1,54 +1,43 @@
-import { join } from 'node:path';
-import { DEFAULT_PARSE_LIMITS, parseTaskNote } from '../../core/parse-task.ts';
-import { rankQueue } from '../../core/queue.ts';
-import { formatQueueTable, type QueueRow } from '../../core/queue-view.ts';
-import type { TaskDoc } from '../../core/task.ts';
-import { loadConfig } from '../../local/config-file.ts';
-import { listNoteIds, readNote } from '../../local/notes.ts';
+import type { QueueReport } from '../../app/contracts.ts';
+import { formatQueueReport } from '../format.ts';
 import { colorEnabled, printJson, EXIT_OK } from '../output.ts';
-import { resolveVault } from '../vault-option.ts';
+import { withCliReads, type ReadSourceOptions } from '../read-source.ts';
+import { watchLoop } from '../watch.ts';
+import { frameError, watchSettings, type WatchFlags } from './observe.ts';
 
-export interface QueueCommandOptions {
-  vault?: string;
-  config?: string;
+export interface QueueCommandOptions extends ReadSourceOptions, WatchFlags {
   json?: boolean;
   verbose?: boolean;
 }
 
-export interface QueueReport {
-  tasks: QueueRow[];
-  invalid: Array<{ id: string; error: string; reason: string }>;
-}
+export type { QueueReport };
 
-/** Parse and rank the notes waiting in `<vault>/Needs_Action/`, read-only. */
-export function readQueue(vault: string, configPath: string | undefined, now: Date): QueueReport {
-  const { config } = loadConfig({ configPath, vault });
-  const folder = join(vault, 'Needs_Action');
-  const docs: TaskDoc[] = [];
-  const invalid: QueueReport['invalid'] = [];
-  for (const id of listNoteIds(folder)) {
-    const note = readNote(folder, id, DEFAULT_PARSE_LIMITS.maxBytes);
-    if (note === null) continue;
-    const parsed = parseTaskNote({ id, content: note.content, fallbackCreated: note.mtime });
-    if (parsed.ok) docs.push(parsed.task);
-    else invalid.push({ id, error: parsed.error.message, reason: parsed.error.reason });
-  }
-  const tasks = rankQueue(docs, now, config, { running: 0, recentDurationsMs: [] });
-  return { tasks, invalid };
-}
-
-export function queueCommand(options: QueueCommandOptions): number {
-  const vault = resolveVault(options.vault);
-  const report = readQueue(vault, options.config, new Date());
-  if (options.json) {
-    printJson(report);
+/**
+ * The queue of a vault: from a running orchestrator's API, `--endpoint`, or read-only from the vault — its store when
+ * it has one (admitted tasks in dispatch order, plus notes no orchestrator has admitted yet), else by parsing
+ * `<vault>/Needs_Action/`. The same computation the API serves.
+ */
+export async function queueCommand(options: QueueCommandOptions): Promise<number> {
+  return withCliReads(options, async (source) => {
+    const color = colorEnabled();
+    const verbose = options.verbose === true;
+    if (!options.watch) {
+      const report = await source.reads.queue();
+      if (options.json) printJson(report);
+      else process.stdout.write(formatQueueReport(report, { verbose, color }));
+      return EXIT_OK;
+    }
+    const settings = watchSettings(options, source.config.dashboard.refresh_interval);
+    await watchLoop({
+      ...settings,
+      json: options.json === true,
+      frame: async () => {
+        const report = await source.reads.queue();
+        const header = `queue · ${source.describe()} · ${report.generatedAt.replace('T', ' ').replace(/\.\d+Z$/, 'Z')} · ${report.running} running of ${report.concurrency}\n`;
+        return { text: header + formatQueueReport(report, { verbose, color }), json: report };
+      },
+      onError: (err) => frameError(err, color),
+    });
     return EXIT_OK;
-  }
-  const color = colorEnabled();
-  process.stdout.write(`${formatQueueTable(report.tasks, { verbose: options.verbose === true, color })}\n`);
-  if (report.invalid.length > 0) {
-    process.stdout.write(`\n${report.invalid.length} malformed note(s), not ranked:\n`);
-    for (const bad of report.invalid) process.stdout.write(`  ${bad.id}: ${bad.error}\n`);
-  }
-  return EXIT_OK;
+  });
 }

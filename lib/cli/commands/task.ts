@@ -1,9 +1,13 @@
-import { stringify } from 'yaml';
+import { join } from 'node:path';
+import { IterationJournal } from '../../local/iteration-journal.ts';
 import { parseIsoDate } from '../../core/signals.ts';
 import { TASK_STATES, type TaskState } from '../../core/state-machine.ts';
 import type { TaskRecord } from '../../core/store.ts';
-import { URGENCY_NAMES } from '../../core/task.ts';
+import { URGENCY_NAMES, type UrgencyName } from '../../core/task.ts';
 import { folderOf } from '../../core/vault-layout.ts';
+import { readTaskDetail } from '../../app/reads.ts';
+import { localReadSources } from '../../local/api-backend.ts';
+import { buildTaskNote, slugFromTitle } from '../../local/task-note.ts';
 import { actor, withService, type VaultOptions } from '../context.ts';
 import { colorEnabled, paint, printJson, UsageError, EXIT_OK, EXIT_FAILURE } from '../output.ts';
 
@@ -14,17 +18,6 @@ export interface AddOptions extends VaultOptions {
   type?: string;
   body?: string;
   approval?: string;
-}
-
-function slug(title: string): string {
-  const s = title
-    .normalize('NFKD')
-    .replace(/[^\p{L}\p{N}]+/gu, '-')
-    .replace(/^-+|-+$/g, '')
-    .toLowerCase()
-    .slice(0, 60)
-    .replace(/-+$/, '');
-  return s.length > 0 ? s : 'task';
 }
 
 /** Write a task note into Needs_Action/ and admit it, exactly as if a person had dropped the file there. */
@@ -40,15 +33,21 @@ export async function taskAddCommand(title: string, options: AddOptions): Promis
     throw new UsageError('--approval must be required or auto');
   }
   return withService(options, async (service) => {
-    const frontmatter: Record<string, unknown> = { title };
-    if (options.urgency !== undefined) frontmatter['urgency'] = /^[1-5]$/.test(options.urgency) ? Number(options.urgency) : options.urgency;
-    if (options.deadline !== undefined) frontmatter['deadline'] = options.deadline;
-    if (options.from !== undefined) frontmatter['from'] = options.from;
-    if (options.type !== undefined) frontmatter['type'] = options.type;
-    if (options.approval !== undefined) frontmatter['approval'] = options.approval;
-    frontmatter['created'] = new Date().toISOString();
-    const content = `---\n${stringify(frontmatter)}---\n${options.body ?? ''}\n`;
-    const id = service.vault.freeName(slug(title), () => false);
+    const urgency = options.urgency === undefined ? undefined : /^[1-5]$/.test(options.urgency) ? Number(options.urgency) : (options.urgency as UrgencyName);
+    // The same note POST /tasks writes.
+    const content = buildTaskNote(
+      {
+        title,
+        ...(urgency !== undefined ? { urgency } : {}),
+        ...(options.deadline !== undefined ? { deadline: options.deadline } : {}),
+        ...(options.from !== undefined ? { from: options.from } : {}),
+        ...(options.type !== undefined ? { type: options.type } : {}),
+        ...(options.approval !== undefined ? { approval: options.approval as 'required' | 'auto' } : {}),
+        ...(options.body !== undefined ? { body: options.body } : {}),
+      },
+      new Date(),
+    );
+    const id = service.vault.freeName(slugFromTitle(title), () => false);
     service.vault.create('Needs_Action', id, content);
     const result = await service.admit(id);
     if (result.kind === 'quarantined') {
@@ -99,27 +98,32 @@ function stateLabel(state: TaskState, color: boolean): string {
 
 export async function taskShowCommand(id: string, options: VaultOptions): Promise<number> {
   return withService(options, async (service) => {
-    const task = await service.mustGet(id);
-    const runs = await service.store.runs(id);
-    const history = (await service.store.history({ since: new Date(0), until: new Date(8.64e15) })).filter((e) => e.taskId === id);
-    const folder = folderOf(task.state);
-    const report = { task, folder, notePath: service.vault.notePath(folder, id), runs, history: history.map((e) => ({ ...e, at: new Date(e.at).toISOString() })) };
+    // The same report as the API's GET /tasks/:id.
+    const detail = await readTaskDetail(localReadSources({ vaultDir: service.vault.root, config: service.config, store: service.store }), id);
+    // The persistence loop's iterations: number, cost, turns, duration, and whether the completion promise was seen.
+    const iterations = new IterationJournal(join(service.vault.stateDir, 'iterations')).list(id);
+    const report = { ...detail, iterations };
     if (options.json) {
       printJson(report);
       return EXIT_OK;
     }
+    const { task, runs } = report;
     const c = colorEnabled();
     const lines = [
       `${task.id}: ${task.title}`,
-      `state: ${stateLabel(task.state, c).trim()} since ${task.stateSince.toISOString()} (note in ${folder}/)`,
-      `type ${task.type}, urgency ${task.urgency}, sender ${task.sender ?? '—'}, deadline ${task.deadline?.toISOString() ?? '—'}`,
+      `state: ${stateLabel(task.state, c).trim()} since ${task.stateSince} (note in ${report.folder ?? '?'}/)`,
+      `type ${task.type}, urgency ${task.urgency}, sender ${task.sender ?? '—'}, deadline ${task.deadline ?? '—'}`,
       `attempts ${task.attempts}, cost $${task.costUsd.toFixed(4)}${task.approvalRequired ? `, needs approval: ${task.approvalReasons.join('; ')}` : ''}`,
     ];
-    if (task.approval) lines.push(`approved by ${task.approval.by} at ${task.approval.at.toISOString()}`);
+    if (task.approval) lines.push(`approved by ${task.approval.by} at ${task.approval.at}`);
     if (task.lastError) lines.push(`last error: ${task.lastError.class}: ${task.lastError.message}`);
     if (task.reason) lines.push(`reason: ${task.reason}`);
     if (runs.length > 0) lines.push('runs:');
     for (const r of runs) lines.push(`  #${r.attempt} ${r.kind} ${r.ok ? 'ok' : `failed (${r.errorClass})`} ${r.durationMs} ms $${r.costUsd.toFixed(4)} ${r.logPath ?? ''}`);
+    if (iterations.length > 0) lines.push('iterations:');
+    for (const it of iterations) {
+      lines.push(`  attempt ${it.attempt} iteration ${it.iteration}: ${it.ok ? (it.promiseSeen ? 'promise seen' : 'no promise') : `failed (${it.errorClass})`}, ${it.durationMs} ms, $${it.costUsd.toFixed(4)}, ${it.numTurns ?? '?'} turns`);
+    }
     lines.push('history:');
     for (const e of report.history) lines.push(`  ${e.at} ${e.from} → ${e.to} (${e.event})`);
     process.stdout.write(`${lines.join('\n')}\n`);
