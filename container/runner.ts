@@ -5,23 +5,32 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, GetCommand, QueryCommand, TransactWriteCommand } from '@aws-sdk/lib-dynamodb';
 import { DynamoTaskStore } from '../lib/aws/dynamodb-store.ts';
 import { KEY_PREFIXES, TABLE, TABLE_NAME_ENV, runKey, taskKey } from '../lib/aws/table-design.ts';
-import { runnerExitCode } from '../lib/cloud/runner-exit-codes.ts';
+import { RUNNER_PAUSED_EXIT_CODE, runnerExitCode } from '../lib/cloud/runner-exit-codes.ts';
 import { AGENT_HIDDEN_ENV, CONFIG_JSON_ENV, RUNNER_WORK_DIR } from '../lib/cloud/runtime-env.ts';
 import type { RunKind } from '../lib/core/claude-invocation.ts';
 import { validateConfig } from '../lib/core/config.ts';
 import type { Config } from '../lib/core/config.ts';
 import type { ErrorClass } from '../lib/core/retry.ts';
 import type { TaskState } from '../lib/core/state-machine.ts';
+import { costBeforeAttempt } from '../lib/core/persistence.ts';
+import type { Checkpoint, IterationRecord } from '../lib/core/persistence.ts';
 import type { RunRecord, TaskRecord } from '../lib/core/store.ts';
 import { runClaude } from '../lib/local/claude-runner.ts';
+import { runExecutionLoop } from '../lib/local/execution-loop.ts';
+import type { LoopJournal } from '../lib/local/execution-loop.ts';
 
 /**
  * The Fargate runner: one planning or execution run of one task, then exit. The state machine starts it with TASK_ID
- * and MODE (plan | execute) after recording `plan` or `execute`, and reads only its exit code: 0 for success, else the
- * code of the error class (lib/cloud/runner-exit-codes.ts), so the core retry policy decides on the same class a local
- * run would report. Claude is run and judged exactly as locally — lib/local/claude-runner.ts builds the prompt and argv
- * with the core and classifies the end with the core `interpretResult` (exit 0 AND subtype success AND is_error false)
- * — and the run (cost, turns, duration, result) is written back to the table before the runner exits.
+ * and MODE (plan | execute) after recording `plan` or `execute`, and reads only its exit code: 0 for success, the pause
+ * code when the persistence loop paused, else the code of the error class (lib/cloud/runner-exit-codes.ts), so the
+ * core retry policy decides on the same class a local run would report. Claude is run and judged exactly as locally —
+ * lib/local/claude-runner.ts builds the prompt and argv with the core and classifies the end with the core
+ * `interpretResult` (exit 0 AND subtype success AND is_error false) — and an execution is the SAME persistence loop as
+ * locally (lib/local/execution-loop.ts): resume the Claude session until the completion promise, at most
+ * `orchestrator.max_iterations` runs, within `budget.per_task_usd` across iterations and attempts, pausing between
+ * iterations on the stop flag or a spent daily budget. Its journal is DynamoDB instead of files: an item per
+ * iteration and a checkpoint item, so an attempt whose container was killed is resumed by the next one at the next
+ * iteration, in the same session. The run (cost, turns, duration, result) is written back before the runner exits.
  *
  * The image runs a single-file esbuild bundle of this module (lib/cloud/runner-image.ts), so it needs no TypeScript
  * toolchain and no npm install of fte's dependencies; locally `npx tsx container/runner.ts` runs the same code.
@@ -33,6 +42,10 @@ export interface RunnerTask {
   readonly body: string;
   /** The result of the latest successful planning run: what the human approved. */
   readonly plan: string | null;
+  /** The task's stored runs: what earlier attempts cost counts against `budget.per_task_usd`. */
+  readonly runs: readonly RunRecord[];
+  /** Where an earlier attempt's loop stopped (its container was killed, or it paused), or null. */
+  readonly checkpoint: Checkpoint | null;
 }
 
 /** What the run leaves behind besides its RunRecord. */
@@ -46,6 +59,12 @@ export interface RunOutput {
 export interface RunnerStore {
   load(taskId: string): Promise<RunnerTask | null>;
   saveRun(run: RunRecord, output: RunOutput): Promise<void>;
+  /** The persistence loop's journal. */
+  appendIteration(taskId: string, record: IterationRecord): Promise<void>;
+  saveCheckpoint(taskId: string, checkpoint: Checkpoint): Promise<void>;
+  clearCheckpoint(taskId: string): Promise<void>;
+  /** Why the loop should pause now — the stop flag, or the daily budget the scheduler found spent — or null. */
+  pauseReason(): Promise<string | null>;
 }
 
 export interface RunnerInput {
@@ -66,6 +85,10 @@ export interface RunnerOutcome {
   readonly message: string;
   /** Null when no agent ran (the task was missing, gone elsewhere, or had no approved plan). */
   readonly run: RunRecord | null;
+  /** Why the persistence loop paused between iterations (exit code RUNNER_PAUSED_EXIT_CODE), or null. */
+  readonly pausedFor?: string | null;
+  /** The iterations this execution ran (empty for a plan). */
+  readonly iterations?: readonly IterationRecord[];
 }
 
 /** DynamoDB items are at most 400 KB; a result longer than this is cut (the full text is in the container log). */
@@ -77,7 +100,11 @@ function refuse(errorClass: ErrorClass, message: string): RunnerOutcome {
   return { exitCode: runnerExitCode(errorClass), errorClass, message, run: null };
 }
 
-/** Run one task once. Never throws for anything the task, the agent or the table does; the exit code says it. */
+/**
+ * Run one attempt of one task — a planning run, or an execution's persistence loop; the exit code says how it went.
+ * Throws only when the task cannot be read at all (the table unreachable), which `main` reports as a crash: nothing
+ * ran, so the retry policy may repeat the attempt.
+ */
 export async function runTask(input: RunnerInput): Promise<RunnerOutcome> {
   const log = input.log ?? (() => {});
   const { taskId, mode } = input;
@@ -100,69 +127,176 @@ export async function runTask(input: RunnerInput): Promise<RunnerOutcome> {
   const notePath = join(input.workDir, `${taskId}.md`);
   await writeFile(notePath, task.body);
 
-  log({ msg: 'run started', taskId, mode, attempt: record.attempts });
-  const run = await runClaude(input.config, {
-    kind: mode,
-    task: { id: record.id, title: record.title, body: task.body, type: record.type },
-    notePath,
-    plan: mode === 'execute' ? task.plan : null,
-    cwd: input.workDir,
-    logPath: null,
-    // One run per attempt, as the local runner does today; the persistence loop is not part of the run contract yet.
-    completionPromise: null,
-    env: input.env,
-    signal: input.signal,
-  });
-  const runRecord: RunRecord = {
-    taskId,
-    attempt: record.attempts,
-    kind: mode,
-    startedAt: run.startedAt,
-    endedAt: run.endedAt,
-    ok: run.ok,
-    errorClass: run.errorClass,
-    exitCode: run.exitCode,
-    durationMs: run.durationMs,
-    costUsd: run.result?.costUsd ?? 0,
-    numTurns: run.result?.numTurns ?? null,
-    sessionId: run.result?.sessionId ?? null,
-    logPath: null,
-  };
-  const result = run.result === null ? null : run.result.result.slice(0, MAX_RESULT_CHARS);
+  log({ msg: 'run started', taskId, mode, attempt: record.attempts, resumeFrom: mode === 'execute' ? task.checkpoint : null });
+  const ran = mode === 'plan' ? await planOnce(input, task, notePath) : await executeLoop(input, task, notePath, log);
+  const { runRecord } = ran;
   log({
     msg: 'run ended',
     taskId,
     mode,
-    ok: run.ok,
-    errorClass: run.errorClass,
-    message: run.message,
+    ok: runRecord.ok,
+    errorClass: runRecord.errorClass,
+    pausedFor: ran.pausedFor,
+    message: ran.message,
     costUsd: runRecord.costUsd,
     numTurns: runRecord.numTurns,
     durationMs: runRecord.durationMs,
+    iterations: ran.iterations.length,
   });
 
   try {
-    await input.store.saveRun(runRecord, { result, message: run.message });
+    await input.store.saveRun(runRecord, { result: ran.result, message: ran.message });
   } catch (err) {
     const detail = err instanceof Error ? err.message : String(err);
     log({ msg: 'could not save the run', taskId, mode, error: detail });
     // A plan nobody can read cannot be approved, so that run failed; an execution's side effects happened and
-    // running it again to save its bookkeeping would repeat them, so its outcome stands.
-    if (mode === 'plan' && run.ok) {
+    // running it again to save its bookkeeping would repeat them, so its outcome stands (the step that records it
+    // rebuilds the run from the journaled iterations, so its cost still counts).
+    if (mode === 'plan' && runRecord.ok) {
       return { exitCode: runnerExitCode('crash'), errorClass: 'crash', message: `the plan could not be saved: ${detail}`, run: runRecord };
     }
   }
 
-  if (run.ok) return { exitCode: 0, errorClass: null, message: run.message, run: runRecord };
-  const errorClass = run.errorClass ?? 'crash';
-  return { exitCode: runnerExitCode(errorClass), errorClass, message: run.message, run: runRecord };
+  const base = { run: runRecord, iterations: ran.iterations, pausedFor: ran.pausedFor };
+  if (ran.pausedFor !== null) return { ...base, exitCode: RUNNER_PAUSED_EXIT_CODE, errorClass: null, message: ran.message };
+  if (runRecord.ok) return { ...base, exitCode: 0, errorClass: null, message: ran.message };
+  const errorClass = runRecord.errorClass ?? 'crash';
+  return { ...base, exitCode: runnerExitCode(errorClass), errorClass, message: ran.message };
+}
+
+/** What one mode's run produced, before it is written back. */
+interface Ran {
+  readonly runRecord: RunRecord;
+  readonly result: string | null;
+  readonly message: string;
+  readonly pausedFor: string | null;
+  readonly iterations: readonly IterationRecord[];
+}
+
+/** A planning run: one Claude run under the planning permission mode, as locally. */
+async function planOnce(input: RunnerInput, task: RunnerTask, notePath: string): Promise<Ran> {
+  const { record } = task;
+  const run = await runClaude(input.config, {
+    kind: 'plan',
+    task: { id: record.id, title: record.title, body: task.body, type: record.type },
+    notePath,
+    plan: null,
+    cwd: input.workDir,
+    logPath: null,
+    env: input.env,
+    signal: input.signal,
+  });
+  return {
+    runRecord: {
+      taskId: record.id,
+      attempt: record.attempts,
+      kind: 'plan',
+      startedAt: run.startedAt,
+      endedAt: run.endedAt,
+      ok: run.ok,
+      errorClass: run.errorClass,
+      exitCode: run.exitCode,
+      durationMs: run.durationMs,
+      costUsd: run.result?.costUsd ?? 0,
+      numTurns: run.result?.numTurns ?? null,
+      sessionId: run.result?.sessionId ?? null,
+      logPath: null,
+    },
+    result: run.result === null ? null : run.result.result.slice(0, MAX_RESULT_CHARS),
+    message: run.message,
+    pausedFor: null,
+    iterations: [],
+  };
+}
+
+/**
+ * An execution: the persistence loop, journaled in the table. A checkpoint left by an earlier attempt (its container
+ * was killed, or it paused) makes this attempt go on in that session at the next iteration. The checkpoint is cleared
+ * once the loop is over (done, or failed for a reason a fresh start should follow) and kept when it paused or was
+ * stopped by SIGTERM — exactly the cases the local engine resumes.
+ */
+async function executeLoop(
+  input: RunnerInput,
+  task: RunnerTask,
+  notePath: string,
+  log: (entry: Record<string, unknown>) => void,
+): Promise<Ran> {
+  const { record } = task;
+  const { store } = input;
+  // The journal is bookkeeping: a failed write is logged and the loop goes on, because throwing would abandon the
+  // agent's work midway — and the run written at the end still carries every iteration's cost.
+  const journal: LoopJournal = {
+    append: (id, iteration) => bestEffort(log, 'could not journal the iteration', () => store.appendIteration(id, iteration)),
+    saveCheckpoint: (id, checkpoint) => bestEffort(log, 'could not save the checkpoint', () => store.saveCheckpoint(id, checkpoint)),
+  };
+  const loop = await runExecutionLoop({
+    config: input.config,
+    journal,
+    task: { id: record.id, title: record.title, body: task.body, type: record.type },
+    attempt: record.attempts,
+    notePath,
+    plan: task.plan,
+    cwd: input.workDir,
+    logDir: null,
+    resumeFrom: task.checkpoint,
+    priorCostUsd: costBeforeAttempt(task.runs, record.attempts),
+    shouldPause: async () => {
+      try {
+        return await store.pauseReason();
+      } catch (err) {
+        // Unreadable now is not a reason to stop; the next iteration asks again.
+        log({ msg: 'could not read the stop flag', taskId: record.id, error: err instanceof Error ? err.message : String(err) });
+        return null;
+      }
+    },
+    signal: input.signal,
+    env: input.env,
+    onSpawn: (pid) => log({ msg: 'agent started', taskId: record.id, pid }),
+  });
+  const resumable = loop.pausedFor !== null || loop.errorClass === 'interrupted';
+  if (!resumable) await bestEffort(log, 'could not clear the checkpoint', () => store.clearCheckpoint(record.id));
+  return {
+    runRecord: {
+      taskId: record.id,
+      attempt: record.attempts,
+      kind: 'execute',
+      startedAt: loop.startedAt,
+      endedAt: loop.endedAt,
+      ok: loop.ok,
+      errorClass: loop.errorClass,
+      exitCode: loop.exitCode,
+      durationMs: loop.durationMs,
+      costUsd: loop.costUsd,
+      numTurns: loop.numTurns,
+      sessionId: loop.sessionId,
+      logPath: null,
+    },
+    result: loop.iterations.length === 0 ? null : loop.text.slice(0, MAX_RESULT_CHARS),
+    message: loop.message,
+    pausedFor: loop.pausedFor,
+    iterations: loop.iterations,
+  };
+}
+
+async function bestEffort(log: (entry: Record<string, unknown>) => void, what: string, write: () => Promise<void>): Promise<void> {
+  try {
+    await write();
+  } catch (err) {
+    log({ msg: what, error: err instanceof Error ? err.message : String(err) });
+  }
 }
 
 // ---- The table
 
 type Item = Record<string, unknown>;
 
-/** Reads the task with the DynamoDB adapter; writes the run as an item the adapter's `runs()` reads back. */
+/**
+ * Reads the task with the DynamoDB adapter; writes the run as an item the adapter's `runs()` reads back. Not through the
+ * adapter's `recordRun`: its write also conditions on `state` and clears the step-key attributes, and the runner's role
+ * may touch only the cost and the version of a task item (lib/cloud/runner-compute.ts) — the agent shares this
+ * container, so the role must not be able to write `state`. The version still moves, which is what refuses a
+ * transition or a replayed step computed before this write.
+ */
 export class DynamoRunnerStore implements RunnerStore {
   private readonly store: DynamoTaskStore;
 
@@ -176,8 +310,35 @@ export class DynamoRunnerStore implements RunnerStore {
   async load(taskId: string): Promise<RunnerTask | null> {
     const record = await this.store.get(taskId);
     if (record === null) return null;
-    const body = (await this.store.getTaskBody(taskId)) ?? '';
-    return { record, body, plan: await this.latestPlan(taskId) };
+    const [body, plan, runs, checkpoint] = await Promise.all([
+      this.store.getTaskBody(taskId),
+      this.latestPlan(taskId),
+      this.store.runs(taskId),
+      this.store.checkpoint(taskId),
+    ]);
+    return { record, body: body ?? '', plan, runs, checkpoint };
+  }
+
+  // The journal goes through the adapter, whose items carry only the attributes the role allows
+  // (RUNNER_ITERATION_ITEM_ATTRIBUTES, RUNNER_CHECKPOINT_ITEM_ATTRIBUTES).
+
+  appendIteration(taskId: string, record: IterationRecord): Promise<void> {
+    return this.store.appendIteration(taskId, record);
+  }
+
+  saveCheckpoint(taskId: string, checkpoint: Checkpoint): Promise<void> {
+    return this.store.saveCheckpoint(taskId, checkpoint);
+  }
+
+  clearCheckpoint(taskId: string): Promise<void> {
+    return this.store.clearCheckpoint(taskId);
+  }
+
+  /** Read from the control item, which the role may read but not write. */
+  async pauseReason(): Promise<string | null> {
+    const control = await this.store.cloudControl();
+    if (control.stopRequested) return `stopped${control.stopReason ? `: ${control.stopReason}` : ''}`;
+    return control.budget?.exhausted ?? null;
   }
 
   async saveRun(run: RunRecord, output: RunOutput): Promise<void> {

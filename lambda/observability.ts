@@ -16,6 +16,9 @@ export const METRICS = {
   running: 'RunningTasks',
   /** Scheduler: executions it started. */
   started: 'TasksStarted',
+  /** Scheduler, every tick with a daily budget configured: spend in the rolling 24 h, and 1 while dispatch is blocked by it. */
+  budgetSpent: 'BudgetSpentUsd24h',
+  budgetExhausted: 'BudgetExhausted',
   /** Step handler: transitions into done / failed, failures that will be retried, and the runs they end. */
   succeeded: 'TasksSucceeded',
   failed: 'TasksFailed',

@@ -3,8 +3,9 @@ import type { Logger } from '@aws-lambda-powertools/logger';
 import type { Metrics } from '@aws-lambda-powertools/metrics';
 import { ExecutionAlreadyExists, SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
 import type { ScheduledEvent } from 'aws-lambda';
-import type { DynamoTaskStore } from '../lib/aws/dynamodb-store.ts';
+import type { BudgetBlock, DynamoTaskStore } from '../lib/aws/dynamodb-store.ts';
 import { STATE_MACHINE_ARN_ENV } from '../lib/cloud/runtime-env.ts';
+import { BUDGET_WINDOW_MS, budgetState } from '../lib/core/budget.ts';
 import type { Config } from '../lib/core/config.ts';
 import { rankTasks } from '../lib/core/scoring.ts';
 import { InvalidTransitionError } from '../lib/core/state-machine.ts';
@@ -18,9 +19,13 @@ import type { ExecutionInput } from './step-contract.ts';
 
 /**
  * The scheduler, run by EventBridge every minute: it reads the stop flag, counts the running tasks, ranks the queue
- * with the core scorer and starts at most `cap − running` Step Functions executions, best first. It holds no state of
- * its own: everything it decides from is in the table, and everything it starts is named so that starting it twice
- * (a retried invocation, two overlapping ticks) is a no-op.
+ * with the core scorer and starts at most `cap − running` Step Functions executions, best first. With budgets
+ * configured it first draws the rolling daily line with the core `budgetState` over the table's history (the cost of
+ * every finished run is on the event that ended it) plus what running loops have spent so far: a spent daily budget
+ * starts nothing, as if stopped, and a spent type budget skips that type. The verdict is kept on the control item,
+ * where CheckStop, running loops, status and health read it. It holds no state of its own: everything it decides from
+ * is in the table, and everything it starts is named so that starting it twice (a retried invocation, two
+ * overlapping ticks) is a no-op.
  */
 
 export interface SchedulerDeps {
@@ -43,6 +48,8 @@ export interface StartedExecution {
 
 export interface SchedulerResult {
   readonly stopped: boolean;
+  /** This tick's budget verdict; null when no daily budget is configured. `budget.exhausted` set: nothing started. */
+  readonly budget: BudgetBlock | null;
   readonly cap: number;
   readonly running: number;
   readonly queued: number;
@@ -121,12 +128,19 @@ export async function runScheduler(deps: SchedulerDeps, now: Date): Promise<Sche
     metrics.addMetric(METRICS.oldestQueuedAge, MetricUnit.Seconds, oldestAgeSeconds(queued, now));
     metrics.addMetric(METRICS.oldestApprovalAge, MetricUnit.Seconds, oldestAgeSeconds(awaiting, now));
 
+    const budget = await checkBudget(deps, control.budget, now);
+
     const cap = control.concurrencyCap ?? config.orchestrator.max_concurrent_tasks;
-    const base = { cap, running, queued: queued.length };
+    const base = { cap, running, queued: queued.length, budget };
     if (control.stopRequested) {
       logger.info('stop flag set; starting nothing', { ...base, stopReason: control.stopReason });
       metrics.addMetric(METRICS.started, MetricUnit.Count, 0);
       return { ...base, stopped: true, started: [], skipped: [] };
+    }
+    if (budget?.exhausted) {
+      logger.info('daily budget spent; starting nothing', { ...base, reason: budget.exhausted, freesAt: budget.freesAt });
+      metrics.addMetric(METRICS.started, MetricUnit.Count, 0);
+      return { ...base, stopped: false, started: [], skipped: [] };
     }
 
     const slots = Math.max(0, cap - running);
@@ -134,6 +148,12 @@ export async function runScheduler(deps: SchedulerDeps, now: Date): Promise<Sche
     const skipped: { taskId: string; why: string }[] = [];
     for (const { task } of rankTasks(queued.filter((t) => dispatchable(t, now)), now, config)) {
       if (started.length >= slots) break;
+      const typeBlock = budget?.exhaustedTypes[task.type];
+      if (typeBlock !== undefined) {
+        // Not a slot taken: a task of another type may still start.
+        skipped.push({ taskId: task.id, why: typeBlock });
+        continue;
+      }
       const record = await takeOver(deps, task, now, skipped);
       if (record === null) continue;
       const outcome = await start(deps, record, now);
@@ -147,6 +167,53 @@ export async function runScheduler(deps: SchedulerDeps, now: Date): Promise<Sche
   } finally {
     flushMetrics(metrics);
   }
+}
+
+/**
+ * The rolling 24 h budgets, as the local engine draws them: the cost on the history events of the window plus, for
+ * each execution in flight, what its loop's journaled iterations of the current attempt have cost so far (a finished
+ * run's cost reaches the history only when the state machine records its end, and the task has left `executing` by
+ * then, so nothing counts twice). Recorded on the control item every tick, so what status shows is at most a tick old;
+ * a change is logged as `budget_exhausted` / `budget_available`, the events a local orchestrator would send.
+ */
+async function checkBudget(deps: SchedulerDeps, previous: BudgetBlock | null, now: Date): Promise<BudgetBlock | null> {
+  const { store, config, logger, metrics } = deps;
+  const configured = config.budget.daily_usd !== undefined || Object.keys(config.budget.per_type_daily_usd).length > 0;
+  if (!configured) {
+    // Budgets removed from the config: a verdict left on the control item would keep blocking.
+    if (previous !== null) await store.recordBudget(null);
+    return null;
+  }
+  const [events, executing] = await Promise.all([
+    store.history({ since: new Date(now.getTime() - BUDGET_WINDOW_MS), until: new Date(now.getTime() + 1) }),
+    store.list({ states: ['executing'] }),
+  ]);
+  const inFlight: Record<string, number> = {};
+  for (const task of executing) {
+    const spent = (await store.iterations(task.id))
+      .filter((it) => it.attempt === task.attempts)
+      .reduce((sum, it) => sum + it.costUsd, 0);
+    if (spent > 0) inFlight[task.type] = (inFlight[task.type] ?? 0) + spent;
+  }
+  const state = budgetState(events, config, now, inFlight);
+  const block: BudgetBlock = {
+    exhausted: state.exhausted,
+    exhaustedTypes: state.exhaustedTypes,
+    spentUsd: state.spentUsd,
+    dailyUsd: state.dailyUsd,
+    freesAt: state.freesAt === null ? null : new Date(state.freesAt),
+    checkedAt: now,
+  };
+  await store.recordBudget(block);
+  metrics.addMetric(METRICS.budgetSpent, MetricUnit.NoUnit, state.spentUsd);
+  metrics.addMetric(METRICS.budgetExhausted, MetricUnit.Count, state.exhausted === null ? 0 : 1);
+  const was = previous?.exhausted ?? null;
+  if (state.exhausted !== null && was === null) {
+    logger.warn('budget_exhausted', { reason: state.exhausted, spentUsd: state.spentUsd, freesAt: block.freesAt });
+  } else if (state.exhausted === null && was !== null) {
+    logger.info('budget_available', { spentUsd: state.spentUsd, was });
+  }
+  return block;
 }
 
 /**

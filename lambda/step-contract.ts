@@ -51,13 +51,20 @@ export interface TransitionResult {
   version: number;
 }
 
-/** Read the stop flag; checked again right before execution. */
+/**
+ * Read the stop flag, and the daily-budget block the scheduler keeps on the control item; checked again right before
+ * execution, so a task coming back from a retry does not start while dispatch is stopped. With `taskId`, a block on the
+ * task's type (`budget.per_type_daily_usd`) stops it too.
+ */
 export interface CheckStopAction {
   action: 'check_stop';
+  taskId?: string;
 }
 
 export interface CheckStopResult {
   stopped: boolean;
+  /** Why, when stopped: the operator's stop or a spent budget. */
+  reason?: string;
 }
 
 /**
@@ -179,7 +186,7 @@ export const stepActionSchema = z.discriminatedUnion('action', [
     run: runRecordJson.optional(),
     stepKey: z.string().min(1).max(1024).optional(),
   }),
-  z.strictObject({ action: z.literal('check_stop') }),
+  z.strictObject({ action: z.literal('check_stop'), taskId: taskId.optional() }),
   z.strictObject({ action: z.literal('await_approval'), taskId, token: z.string().min(1) }),
   z.strictObject({ action: z.literal('decide_retry'), taskId, error: taskError }),
 ]);

@@ -4,7 +4,7 @@ import type { DynamoTaskStore } from '../lib/aws/dynamodb-store.ts';
 import type { Config } from '../lib/core/config.ts';
 import { decideRetry } from '../lib/core/retry.ts';
 import { TaskNotFoundError } from '../lib/core/store.ts';
-import type { ApplyOptions } from '../lib/core/store.ts';
+import type { ApplyOptions, RunRecord, TaskRecord } from '../lib/core/store.ts';
 import { METRICS, MetricUnit, createLogger, createMetrics, flushMetrics } from './observability.ts';
 import { inLambda, loadConfig, storeFromEnv } from './runtime.ts';
 import type { Env } from './runtime.ts';
@@ -12,6 +12,7 @@ import { eventFromJson, parseStepAction, runFromJson } from './step-contract.ts'
 import type {
   AwaitApprovalAction,
   AwaitApprovalResult,
+  CheckStopAction,
   CheckStopResult,
   DecideRetryAction,
   DecideRetryResult,
@@ -47,7 +48,7 @@ export async function handleStep(deps: StepDeps, raw: unknown): Promise<StepResu
       case 'transition':
         return await transitionStep(deps, action);
       case 'check_stop':
-        return await checkStopStep(deps);
+        return await checkStopStep(deps, action);
       case 'await_approval':
         return await awaitApprovalStep(deps, action);
       case 'decide_retry':
@@ -58,29 +59,55 @@ export async function handleStep(deps: StepDeps, raw: unknown): Promise<StepResu
   }
 }
 
+/**
+ * Record one transition. The machine sends no run with its transitions: the runner wrote its run itself, so a step that
+ * ends a run lets the store attach that run to the history event (its cost counts against the daily budget, and in the
+ * run metrics), or rebuild the run of a container that was killed from the iterations it journaled.
+ */
 export async function transitionStep(deps: StepDeps, action: TransitionAction): Promise<TransitionResult> {
   const now = (deps.now ?? (() => new Date()))();
   const event = eventFromJson(action.event);
-  const options: ApplyOptions = action.run !== undefined ? { run: runFromJson(action.run) } : {};
-  const record =
-    action.stepKey !== undefined
-      ? await deps.store.applyStep(action.taskId, action.stepKey, event, now, options)
-      : await deps.store.apply(action.taskId, event, now, options);
+  let record: TaskRecord;
+  let run: RunRecord | null;
+  if (action.run !== undefined) {
+    const options: ApplyOptions = { run: runFromJson(action.run) };
+    record =
+      action.stepKey !== undefined
+        ? await deps.store.applyStep(action.taskId, action.stepKey, event, now, options)
+        : await deps.store.apply(action.taskId, event, now, options);
+    run = options.run ?? null;
+  } else {
+    const applied = await deps.store.applyStepEndingRun(action.taskId, action.stepKey ?? null, event, now);
+    record = applied.record;
+    run = applied.run?.run ?? null;
+  }
 
   deps.logger.info('transition recorded', { taskId: record.id, event: event.type, state: record.state, version: record.version });
   if (record.state === 'done' && event.type === 'succeed') deps.metrics.addMetric(METRICS.succeeded, MetricUnit.Count, 1);
   if (record.state === 'failed' && event.type === 'dead_letter') deps.metrics.addMetric(METRICS.failed, MetricUnit.Count, 1);
   if (record.state === 'retry_wait' && event.type === 'fail') deps.metrics.addMetric(METRICS.retried, MetricUnit.Count, 1);
-  if (options.run !== undefined) {
-    deps.metrics.addMetric(METRICS.runDuration, MetricUnit.Milliseconds, options.run.durationMs);
-    deps.metrics.addMetric(METRICS.runCost, MetricUnit.NoUnit, options.run.costUsd);
+  if (run !== null) {
+    deps.metrics.addMetric(METRICS.runDuration, MetricUnit.Milliseconds, run.durationMs);
+    deps.metrics.addMetric(METRICS.runCost, MetricUnit.NoUnit, run.costUsd);
   }
   return { taskId: record.id, state: record.state, attempts: record.attempts, version: record.version };
 }
 
-export async function checkStopStep(deps: StepDeps): Promise<CheckStopResult> {
-  const control = await deps.store.control();
-  return { stopped: control.stopRequested };
+/**
+ * The stop flag first, then the scheduler's budget verdict (the whole daily budget, or the task's type): a task that
+ * comes back from a retry re-enters execution here without passing the scheduler, and must not start either.
+ */
+export async function checkStopStep(deps: StepDeps, action: CheckStopAction): Promise<CheckStopResult> {
+  const control = await deps.store.cloudControl();
+  if (control.stopRequested) return { stopped: true, reason: `stopped${control.stopReason ? `: ${control.stopReason}` : ''}` };
+  const budget = control.budget;
+  if (budget?.exhausted) return { stopped: true, reason: budget.exhausted };
+  if (budget !== null && action.taskId !== undefined && Object.keys(budget.exhaustedTypes).length > 0) {
+    const task = await deps.store.get(action.taskId);
+    const reason = task === null ? undefined : budget.exhaustedTypes[task.type];
+    if (reason !== undefined) return { stopped: true, reason };
+  }
+  return { stopped: false };
 }
 
 export async function awaitApprovalStep(deps: StepDeps, action: AwaitApprovalAction): Promise<AwaitApprovalResult> {

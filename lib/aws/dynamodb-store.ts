@@ -11,9 +11,11 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import type { QueryCommandInput, ScanCommandInput, TransactWriteCommandInput } from '@aws-sdk/lib-dynamodb';
 import type { HistoryEvent } from '../core/history.ts';
+import { runFromIterations } from '../core/persistence.ts';
+import type { Checkpoint, IterationRecord } from '../core/persistence.ts';
 import { ERROR_CLASSES } from '../core/retry.ts';
 import type { ErrorClass } from '../core/retry.ts';
-import { TASK_EVENT_TYPES, TASK_STATES, TRANSITIONS, InvalidTransitionError } from '../core/state-machine.ts';
+import { RUNNING_STATES, TASK_EVENT_TYPES, TASK_STATES, TRANSITIONS, InvalidTransitionError } from '../core/state-machine.ts';
 import type { TaskEvent, TaskEventType, TaskState } from '../core/state-machine.ts';
 import { applyToRecord, newTaskRecord } from '../core/store-apply.ts';
 import { StoreError } from '../core/store-error.ts';
@@ -35,8 +37,10 @@ import {
   SORT_KEYS,
   TABLE,
   bodyKey,
+  checkpointKey,
   historyDay,
   historyKey,
+  iterationKey,
   padMs,
   quarantineKey,
   runKey,
@@ -109,10 +113,42 @@ export interface QuarantineRecord {
   readonly excerpt: string;
 }
 
+/**
+ * The scheduler's last verdict on the rolling daily budgets (core `budgetState` over the history), kept on the control
+ * item: it is why the scheduler starts nothing, what CheckStop reads before an execution and what a running
+ * persistence loop pauses on between iterations, and what status and health can show.
+ */
+export interface BudgetBlock {
+  /** Why no task may start (`budget.daily_usd` spent in the last 24 h), or null. */
+  readonly exhausted: string | null;
+  /** Task types that may not start (`budget.per_type_daily_usd`), with the reason. */
+  readonly exhaustedTypes: Readonly<Record<string, string>>;
+  readonly spentUsd: number;
+  readonly dailyUsd: number | null;
+  /** When the oldest spend leaves the window, the earliest the block can lift by itself. */
+  readonly freesAt: Date | null;
+  readonly checkedAt: Date;
+}
+
 /** The control item as the cloud reads it: the port's ControlState plus the operator's concurrency cap, if set. */
 export interface CloudControlState extends ControlState {
   readonly concurrencyCap: number | null;
+  /** Null until a scheduler with budgets configured has run (and again after the budgets are removed). */
+  readonly budget: BudgetBlock | null;
 }
+
+/** The run a step's event ended, as `applyStepEndingRun` found it. */
+export interface EndedRun {
+  readonly run: RunRecord;
+  /** The runner stored it (its item and its cost on the task stand); otherwise it was rebuilt from iterations and written now. */
+  readonly stored: boolean;
+}
+
+/**
+ * Events the state machine records that take a task out of planning or executing, i.e. that end its run. (An
+ * operator's cancel does too, but goes through the API while the container still runs.)
+ */
+const RUN_ENDING_EVENTS: ReadonlySet<TaskEventType> = new Set<TaskEventType>(['plan_ready', 'succeed', 'fail', 'dead_letter', 'interrupt']);
 
 /** Queries in flight at once when a read fans out (over states, over days): enough for latency, not a burst. */
 const MAX_PARALLEL_QUERIES = 8;
@@ -275,7 +311,7 @@ export class DynamoTaskStore implements TaskStore {
   }
 
   async apply(id: string, event: TaskEvent, now: Date, options: ApplyOptions = {}): Promise<TaskRecord> {
-    return this.guard('apply', () => this.applyWrite(id, event, now, options, null));
+    return this.guard('apply', async () => (await this.applyWrite(id, event, now, options, null, false)).record);
   }
 
   /**
@@ -286,7 +322,26 @@ export class DynamoTaskStore implements TaskStore {
    */
   async applyStep(id: string, stepKey: string, event: TaskEvent, now: Date, options: ApplyOptions = {}): Promise<TaskRecord> {
     if (stepKey === '') throw new RangeError('a step key must not be empty');
-    return this.guard('applyStep', () => this.applyWrite(id, event, now, options, stepKey));
+    return this.guard('applyStep', async () => (await this.applyWrite(id, event, now, options, stepKey, false)).record);
+  }
+
+  /**
+   * A transition of the state machine, which never has the run it ends in hand: the Fargate runner wrote that run
+   * itself (its `RUN#` item, its cost already added to the task). When `event` takes the task out of planning or
+   * executing, the run of the current attempt goes onto the history event — cost and duration, as a local transition
+   * records them, so the rolling daily budget and the metrics see what the cloud spent — without rewriting the run item
+   * (its result text stays) or counting its cost twice. A run nobody recorded because its container was killed is
+   * rebuilt from the iterations it journaled and recorded like any run, so what it spent still counts. `stepKey` as in
+   * `applyStep` (null: no replay protection). `run` is null when the event ends no run, or the run left no trace.
+   */
+  async applyStepEndingRun(
+    id: string,
+    stepKey: string | null,
+    event: TaskEvent,
+    now: Date,
+  ): Promise<{ record: TaskRecord; run: EndedRun | null }> {
+    if (stepKey === '') throw new RangeError('a step key must not be empty');
+    return this.guard('applyStepEndingRun', () => this.applyWrite(id, event, now, {}, stepKey, true));
   }
 
   /**
@@ -353,6 +408,50 @@ export class DynamoTaskStore implements TaskStore {
     });
   }
 
+  /** The persistence loop's iterations of a task, every attempt, in order (attempt, then iteration). */
+  async iterations(taskId: string): Promise<IterationRecord[]> {
+    return this.guard('iterations', () => this.iterationsOf(taskId));
+  }
+
+  /** Journal one iteration. A Put of its own key: writing the same iteration again replaces it. */
+  async appendIteration(taskId: string, record: IterationRecord): Promise<void> {
+    return this.guard('appendIteration', async () => {
+      await this.doc.send(new PutCommand({ TableName: this.tableName, Item: iterationToItem(taskId, record) }));
+    });
+  }
+
+  /** Where the task's unfinished loop stands, or null (none saved, or cleared since). */
+  async checkpoint(taskId: string): Promise<Checkpoint | null> {
+    return this.guard('checkpoint', async () => {
+      const item = await this.getItem(checkpointKey(taskId));
+      if (item === null) return null;
+      const sessionId = readNullableString(item, 'sessionId');
+      return sessionId === null ? null : { attempt: readNumber(item, 'attempt'), iteration: readNumber(item, 'iteration'), sessionId };
+    });
+  }
+
+  async saveCheckpoint(taskId: string, checkpoint: Checkpoint): Promise<void> {
+    return this.guard('saveCheckpoint', async () => {
+      await this.doc.send(new PutCommand({ TableName: this.tableName, Item: checkpointToItem(taskId, checkpoint) }));
+    });
+  }
+
+  /**
+   * Forget the checkpoint: a loop that ended (done, failed) must not be resumed by a later attempt. Written as a Put
+   * with no session rather than a Delete, because the runner's role may put items in task partitions but not delete
+   * them (a Delete could take the task item with it).
+   */
+  async clearCheckpoint(taskId: string): Promise<void> {
+    return this.guard('clearCheckpoint', async () => {
+      await this.doc.send(
+        new PutCommand({
+          TableName: this.tableName,
+          Item: { ...checkpointKey(taskId), entity: 'checkpoint', taskId, attempt: 0, iteration: 0, sessionId: null },
+        }),
+      );
+    });
+  }
+
   async history(range: { since: Date; until: Date }): Promise<HistoryEvent[]> {
     return this.guard('history', async () => {
       const since = toMs(range.since);
@@ -402,7 +501,11 @@ export class DynamoTaskStore implements TaskStore {
   async cloudControl(): Promise<CloudControlState> {
     return this.guard('cloudControl', async () => {
       const item = await this.cloudControlItem();
-      return { ...toControlState(item), concurrencyCap: item === null ? null : readNullableNumber(item, 'concurrencyCap') };
+      return {
+        ...toControlState(item),
+        concurrencyCap: item === null ? null : readNullableNumber(item, 'concurrencyCap'),
+        budget: item === null ? null : readBudgetBlock(item),
+      };
     });
   }
 
@@ -460,6 +563,35 @@ export class DynamoTaskStore implements TaskStore {
           UpdateExpression: 'SET #cap = :cap, #entity = :entity',
           ExpressionAttributeNames: { '#cap': 'concurrencyCap', '#entity': 'entity' },
           ExpressionAttributeValues: { ':cap': cap, ':entity': 'control' },
+        }),
+      );
+    });
+  }
+
+  /** Keep the scheduler's budget verdict on the control item (null removes it: no budgets configured). */
+  async recordBudget(block: BudgetBlock | null): Promise<void> {
+    return this.guard('recordBudget', async () => {
+      await this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: CONTROL_KEY,
+          ...(block === null
+            ? { UpdateExpression: 'REMOVE #budget', ExpressionAttributeNames: { '#budget': 'budget' } }
+            : {
+                UpdateExpression: 'SET #budget = :budget, #entity = :entity',
+                ExpressionAttributeNames: { '#budget': 'budget', '#entity': 'entity' },
+                ExpressionAttributeValues: {
+                  ':budget': {
+                    exhausted: block.exhausted,
+                    exhaustedTypes: { ...block.exhaustedTypes },
+                    spentUsd: block.spentUsd,
+                    dailyUsd: block.dailyUsd,
+                    freesAt: toMsOrNull(block.freesAt),
+                    checkedAt: toMs(block.checkedAt),
+                  },
+                  ':entity': 'control',
+                },
+              }),
         }),
       );
     });
@@ -558,16 +690,26 @@ export class DynamoTaskStore implements TaskStore {
     now: Date,
     options: ApplyOptions,
     stepKey: string | null,
-  ): Promise<TaskRecord> {
+    findEndedRun: boolean,
+  ): Promise<{ record: TaskRecord; run: EndedRun | null }> {
     const item = await this.getItem(taskKey(id));
     if (item === null) throw new TaskNotFoundError(id);
     const current = itemToTask(item);
     // The version too: a writer that bypasses this store (a raw update) may leave the key behind but not the version.
-    if (stepKey !== null && item[LAST_STEP_KEY] === stepKey && item[LAST_STEP_VERSION] === current.version) return current;
-    const run = options.run;
-    const replacedItem = run === undefined ? null : await this.getItem(runKey(run.taskId, run.attempt, run.kind));
-    const replaced = replacedItem === null ? null : itemToRun(replacedItem);
-    const { record, history } = applyToRecord(current, event, now, options, replaced);
+    if (stepKey !== null && item[LAST_STEP_KEY] === stepKey && item[LAST_STEP_VERSION] === current.version) {
+      return { record: current, run: null };
+    }
+    const ended = options.run === undefined && findEndedRun ? await this.runEndedBy(current, event) : null;
+    const run = options.run ?? ended?.run;
+    let replaced: RunRecord | null;
+    if (ended?.stored === true) {
+      // The stored run replaces itself: the cost moves by nothing, and the item is not written again.
+      replaced = ended.run;
+    } else {
+      const replacedItem = run === undefined ? null : await this.getItem(runKey(run.taskId, run.attempt, run.kind));
+      replaced = replacedItem === null ? null : itemToRun(replacedItem);
+    }
+    const { record, history } = applyToRecord(current, event, now, run === undefined ? options : { ...options, run }, replaced);
 
     // The replaced run needs no condition of its own: every write of a run bumps the task's version in the same
     // transaction, so a run that changed since it was read makes the task condition below fail.
@@ -582,7 +724,7 @@ export class DynamoTaskStore implements TaskStore {
         },
       },
     ];
-    if (run !== undefined) transactItems.push({ Put: { TableName: this.tableName, Item: runToItem(run) } });
+    if (run !== undefined && ended?.stored !== true) transactItems.push({ Put: { TableName: this.tableName, Item: runToItem(run) } });
 
     try {
       await this.doc.send(new TransactWriteCommand({ TransactItems: transactItems }));
@@ -598,7 +740,39 @@ export class DynamoTaskStore implements TaskStore {
       }
       throw err;
     }
-    return record;
+    return { record, run: ended ?? null };
+  }
+
+  /** The run `event` ends (see `applyStepEndingRun`): the stored one, else one rebuilt from the attempt's iterations. */
+  private async runEndedBy(current: TaskRecord, event: TaskEvent): Promise<EndedRun | null> {
+    if (!RUNNING_STATES.has(current.state) || !RUN_ENDING_EVENTS.has(event.type)) return null;
+    const kind = current.state === 'planning' ? 'plan' : 'execute';
+    const stored = await this.getItem(runKey(current.id, current.attempts, kind));
+    if (stored !== null) return { run: itemToRun(stored), stored: true };
+    // Only an execution loops and journals iterations; a planning run that left no run item left nothing.
+    if (kind !== 'execute') return null;
+    const ok = event.type === 'succeed';
+    const errorClass: ErrorClass | null =
+      event.type === 'fail' || event.type === 'dead_letter' ? event.error.class : event.type === 'interrupt' ? 'interrupted' : null;
+    const rebuilt = runFromIterations({
+      taskId: current.id,
+      attempt: current.attempts,
+      kind,
+      iterations: await this.iterationsOf(current.id),
+      ok,
+      errorClass,
+    });
+    return rebuilt === null ? null : { run: rebuilt, stored: false };
+  }
+
+  private async iterationsOf(taskId: string): Promise<IterationRecord[]> {
+    const items = await this.queryAll({
+      KeyConditionExpression: '#pk = :pk AND begins_with(#sk, :iter)',
+      ExpressionAttributeNames: { '#pk': TABLE.partitionKey, '#sk': TABLE.sortKey },
+      ExpressionAttributeValues: { ':pk': taskKey(taskId).pk, ':iter': KEY_PREFIXES.iteration },
+      ConsistentRead: true,
+    });
+    return items.map(itemToIteration);
   }
 
   private historyTtl(at: number): number | null {
@@ -837,6 +1011,69 @@ function itemToRun(item: Item): RunRecord {
     numTurns: readNullableNumber(item, 'numTurns'),
     sessionId: readNullableString(item, 'sessionId'),
     logPath: readNullableString(item, 'logPath'),
+  };
+}
+
+function iterationToItem(taskId: string, r: IterationRecord): Item {
+  return {
+    ...iterationKey(taskId, r.attempt, r.iteration),
+    entity: 'iteration',
+    taskId,
+    attempt: r.attempt,
+    iteration: r.iteration,
+    // As the local journal has them: ISO strings, so the record reads back exactly as it was written.
+    startedAt: r.startedAt,
+    endedAt: r.endedAt,
+    durationMs: r.durationMs,
+    costUsd: r.costUsd,
+    numTurns: r.numTurns,
+    sessionId: r.sessionId,
+    ok: r.ok,
+    errorClass: r.errorClass,
+    promiseSeen: r.promiseSeen,
+  };
+}
+
+function itemToIteration(item: Item): IterationRecord {
+  const errorClass = readNullableString(item, 'errorClass');
+  return {
+    attempt: readNumber(item, 'attempt'),
+    iteration: readNumber(item, 'iteration'),
+    startedAt: readString(item, 'startedAt'),
+    endedAt: readString(item, 'endedAt'),
+    durationMs: readNumber(item, 'durationMs'),
+    costUsd: readNumber(item, 'costUsd'),
+    numTurns: readNullableNumber(item, 'numTurns'),
+    sessionId: readNullableString(item, 'sessionId'),
+    ok: readBoolean(item, 'ok'),
+    errorClass: errorClass === null ? null : asEnum(errorClass, ERROR_CLASSES, 'errorClass'),
+    promiseSeen: readBoolean(item, 'promiseSeen'),
+  };
+}
+
+function checkpointToItem(taskId: string, c: Checkpoint): Item {
+  return { ...checkpointKey(taskId), entity: 'checkpoint', taskId, attempt: c.attempt, iteration: c.iteration, sessionId: c.sessionId };
+}
+
+function readBudgetBlock(control: Item): BudgetBlock | null {
+  const raw = control['budget'];
+  if (raw === undefined || raw === null) return null;
+  if (typeof raw !== 'object' || Array.isArray(raw)) throw malformed(control, 'budget', 'a map');
+  const item = raw as Item;
+  const types = item['exhaustedTypes'] ?? {};
+  if (typeof types !== 'object' || types === null || Array.isArray(types)) throw malformed(item, 'exhaustedTypes', 'a map');
+  const exhaustedTypes: Record<string, string> = {};
+  for (const [type, reason] of Object.entries(types)) {
+    if (typeof reason !== 'string') throw malformed(item, `exhaustedTypes.${type}`, 'a string');
+    exhaustedTypes[type] = reason;
+  }
+  return {
+    exhausted: readNullableString(item, 'exhausted'),
+    exhaustedTypes,
+    spentUsd: readNumber(item, 'spentUsd'),
+    dailyUsd: readNullableNumber(item, 'dailyUsd'),
+    freesAt: readNullableDate(item, 'freesAt'),
+    checkedAt: new Date(readNumber(item, 'checkedAt')),
   };
 }
 

@@ -5,6 +5,8 @@
  * Items (pk / sk):
  *   TASK#<id>   / TASK                       the task record (TaskRecord + score, breakdown, task token of a pending approval)
  *   TASK#<id>   / RUN#<attempt:6>#<kind>     one agent run (RunRecord)
+ *   TASK#<id>   / ITER#<attempt:6>#<iteration:6>  one iteration of the persistence loop (IterationRecord)
+ *   TASK#<id>   / CHECKPOINT                 where an unfinished loop stands (Checkpoint; sessionId null once cleared)
  *   HIST#<day>  / <at:15>#<taskId>#<seq>     one history event; <day> is the UTC date, so a time window is a few queries
  *   CONTROL     / CONTROL                    stop flag, concurrency cap, scheduler heartbeat
  * Index BY_STATE (gsi1pk / gsi1sk): STATE#<state> / <created:15>#<id> on task items only, so the scheduler queries the
@@ -43,10 +45,11 @@ const DAY_MS = 86_400_000;
  * A task document that fails validation is kept where an operator can find it, and is never retried:
  *   QUARANTINE#<id> / QUARANTINE             { id, reason, field, message, receivedAt, document (truncated) }
  */
-export const SORT_KEYS = { task: 'TASK', body: 'BODY', control: 'CONTROL', quarantine: 'QUARANTINE' } as const;
+export const SORT_KEYS = { task: 'TASK', body: 'BODY', control: 'CONTROL', quarantine: 'QUARANTINE', checkpoint: 'CHECKPOINT' } as const;
 export const KEY_PREFIXES = {
   task: 'TASK#',
   run: 'RUN#',
+  iteration: 'ITER#',
   history: 'HIST#',
   state: 'STATE#',
   quarantine: 'QUARANTINE#',
@@ -71,6 +74,22 @@ export function runKey(taskId: string, attempt: number, kind: string): { pk: str
     pk: `${KEY_PREFIXES.task}${taskId}`,
     sk: `${KEY_PREFIXES.run}${String(attempt).padStart(ATTEMPT_WIDTH, '0')}#${kind}`,
   };
+}
+
+/**
+ * The persistence loop's journal in the cloud (the local runtime keeps it in files): one item per iteration, in the
+ * task's partition so the Fargate runner's role (confined to `TASK#*` partitions) can write it, ordered by attempt
+ * and iteration, and one checkpoint item per task that the runner replaces after each unfinished iteration.
+ */
+export function iterationKey(taskId: string, attempt: number, iteration: number): { pk: string; sk: string } {
+  return {
+    pk: `${KEY_PREFIXES.task}${taskId}`,
+    sk: `${KEY_PREFIXES.iteration}${String(attempt).padStart(ATTEMPT_WIDTH, '0')}#${String(iteration).padStart(ATTEMPT_WIDTH, '0')}`,
+  };
+}
+
+export function checkpointKey(taskId: string): { pk: string; sk: string } {
+  return { pk: `${KEY_PREFIXES.task}${taskId}`, sk: SORT_KEYS.checkpoint };
 }
 
 export function quarantineKey(id: string): { pk: string; sk: string } {

@@ -11,8 +11,9 @@ import type { Config } from '../core/config.ts';
 import { MIN_ERROR_RATE_SAMPLES } from '../core/health.ts';
 
 /**
- * The custom metrics the scheduler publishes in embedded metric format on every tick (no dimensions: one orchestrator
- * per stack). Alarms and the dashboard read them by these names.
+ * The custom metrics the Lambdas publish in embedded metric format (no dimensions: one orchestrator per stack): the
+ * scheduler's queue gauges on every tick, the step handler's counts of tasks finished. Alarms and the dashboard read
+ * them by these names; the keys are those of METRICS in lambda/observability.ts.
  */
 export const FTE_METRICS = {
   namespace: 'fte',
@@ -20,6 +21,9 @@ export const FTE_METRICS = {
   oldestQueuedAge: 'OldestQueuedAgeSeconds',
   oldestApprovalAge: 'OldestApprovalAgeSeconds',
   running: 'RunningTasks',
+  started: 'TasksStarted',
+  succeeded: 'TasksSucceeded',
+  failed: 'TasksFailed',
 } as const;
 
 export interface MonitoringProps {
@@ -84,9 +88,11 @@ export class Monitoring extends Construct {
       treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
     }));
 
+    // The local health check's error rate: tasks dead-lettered among tasks finished, over the window. Execution
+    // metrics would not do: an execution that ends rejected, expired or stopped also "succeeds".
     const windowPeriod = alarmPeriod(health.error_rate_window);
-    const succeeded = props.stateMachine.metricSucceeded({ period: windowPeriod, statistic: 'Sum' });
-    const failed = props.stateMachine.metricFailed({ period: windowPeriod, statistic: 'Sum' });
+    const succeeded = metric(FTE_METRICS.succeeded, 'Sum', windowPeriod);
+    const failed = metric(FTE_METRICS.failed, 'Sum', windowPeriod);
     add(new cloudwatch.Alarm(this, 'ErrorRate', {
       alarmDescription:
         `More than ${health.max_error_rate * 100}% of finished tasks dead-lettered over ` +
@@ -111,9 +117,10 @@ export class Monitoring extends Construct {
         label: 'Waiting with nothing finished',
         expression: 'IF(FILL(q, 0) > 0 AND (FILL(s, 0) + FILL(f, 0)) == 0, 1, 0)',
         usingMetrics: {
+          // The minimum: work waited for the whole period, not just at one tick.
           q: metric(FTE_METRICS.queueDepth, 'Minimum', idlePeriod),
-          s: props.stateMachine.metricSucceeded({ period: idlePeriod, statistic: 'Sum' }),
-          f: props.stateMachine.metricFailed({ period: idlePeriod, statistic: 'Sum' }),
+          s: metric(FTE_METRICS.succeeded, 'Sum', idlePeriod),
+          f: metric(FTE_METRICS.failed, 'Sum', idlePeriod),
         },
         period: idlePeriod,
       }),
@@ -188,11 +195,11 @@ export class Monitoring extends Construct {
             width: 8,
           }),
           new cloudwatch.GraphWidget({
-            title: 'Task executions',
+            title: 'Tasks',
             left: [
-              props.stateMachine.metricStarted({ statistic: 'Sum' }),
-              props.stateMachine.metricSucceeded({ statistic: 'Sum' }),
-              props.stateMachine.metricFailed({ statistic: 'Sum' }),
+              metric(FTE_METRICS.started, 'Sum'),
+              metric(FTE_METRICS.succeeded, 'Sum'),
+              metric(FTE_METRICS.failed, 'Sum'),
               props.stateMachine.metricTimedOut({ statistic: 'Sum' }),
             ],
             width: 8,

@@ -6,12 +6,12 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
-import { KEY_PREFIXES, TABLE_NAME_ENV } from '../aws/table-design.ts';
+import { CONTROL_KEY, KEY_PREFIXES, TABLE_NAME_ENV } from '../aws/table-design.ts';
 import type { Config } from '../core/config.ts';
 import { runnerImage } from './runner-image.ts';
 import {
   CONFIG_JSON_ENV,
-  RUNNER_RUN_ITEM_ATTRIBUTES,
+  RUNNER_PUT_ITEM_ATTRIBUTES,
   RUNNER_TASK_UPDATE_ATTRIBUTES,
   RUNNER_WORK_DIR,
 } from './runtime-env.ts';
@@ -134,9 +134,12 @@ export class RunnerCompute extends Construct {
 
 /**
  * The runner's table access, narrower than any grant method: the container also runs the agent, and whatever the
- * agent can reach, the task can steer. Reads and writes are confined to task partitions (never CONTROL, where the stop
- * flag lives, nor the history), a Put may write run-item attributes only and an Update only the cost and the version —
- * so no state, approval or token can be written with this role. The table's index is not needed at all.
+ * agent can reach, the task can steer. Writes are confined to task partitions (never CONTROL, where the stop flag
+ * lives, nor the history), a Put may write the attributes of run, iteration and checkpoint items only and an Update
+ * only the cost and the version — so no state, approval or token can be written with this role. Besides the task
+ * partitions it may READ the control item, and nothing else of it: the persistence loop pauses between iterations on
+ * the stop flag and on the daily-budget block the scheduler records there, as the local loop does. The table's index
+ * is not needed at all.
  */
 export function grantRunnerTableAccess(role: iam.IGrantable, table: dynamodb.ITable): void {
   const taskPartitions = { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': [`${KEY_PREFIXES.task}*`] } };
@@ -148,12 +151,18 @@ export function grantRunnerTableAccess(role: iam.IGrantable, table: dynamodb.ITa
       conditions: taskPartitions,
     }),
     new iam.PolicyStatement({
+      sid: 'ReadControlItem',
+      actions: ['dynamodb:GetItem'],
+      resources: [table.tableArn],
+      conditions: { 'ForAllValues:StringEquals': { 'dynamodb:LeadingKeys': [CONTROL_KEY.pk] } },
+    }),
+    new iam.PolicyStatement({
       sid: 'WriteRunItems',
       actions: ['dynamodb:PutItem'],
       resources: [table.tableArn],
       conditions: {
         ...taskPartitions,
-        'ForAllValues:StringEquals': { 'dynamodb:Attributes': [...RUNNER_RUN_ITEM_ATTRIBUTES] },
+        'ForAllValues:StringEquals': { 'dynamodb:Attributes': [...RUNNER_PUT_ITEM_ATTRIBUTES] },
       },
     }),
     new iam.PolicyStatement({

@@ -25,3 +25,11 @@ export function runnerExitCode(errorClass: ErrorClass): number {
 export function errorClassOfExitCode(code: number): ErrorClass | null {
   return ERROR_CLASSES[code - RUNNER_EXIT_BASE] ?? null;
 }
+
+/**
+ * The persistence loop paused between iterations (the stop flag, or the daily budget the scheduler found spent): not a
+ * failure and not an error class, so no retry is decided — the state machine records `interrupt` and ends, and the
+ * next attempt resumes from the checkpoint. Outside the class range, below 126, and clear of the codes Node itself
+ * exits with (1–14).
+ */
+export const RUNNER_PAUSED_EXIT_CODE = 100;

@@ -17,8 +17,9 @@ export const RUNNER_WORK_DIR = '/home/node/work';
 
 /**
  * The attributes of a run item (TASK#<id> / RUN#<attempt>#<kind>) as the runner writes it — the adapter's run item plus
- * the run's result text and message. The runner's IAM policy allows PutItem with these attributes only and UpdateItem
- * of the task's cost and version only, so the task role cannot approve, stop or rewrite anything.
+ * the run's result text and message. The runner's IAM policy allows PutItem with these attributes (and those of the
+ * iteration and checkpoint items below) only, UpdateItem of the task's cost and version only, and a read of the control
+ * item, so the task role cannot approve, stop or rewrite anything.
  */
 export const RUNNER_RUN_ITEM_ATTRIBUTES = [
   'pk',
@@ -40,6 +41,36 @@ export const RUNNER_RUN_ITEM_ATTRIBUTES = [
   'result',
   'message',
 ] as const;
+
+/** The attributes of an iteration item (TASK#<id> / ITER#<attempt>#<iteration>): the persistence loop's journal. */
+export const RUNNER_ITERATION_ITEM_ATTRIBUTES = [
+  'pk',
+  'sk',
+  'entity',
+  'taskId',
+  'attempt',
+  'iteration',
+  'startedAt',
+  'endedAt',
+  'durationMs',
+  'costUsd',
+  'numTurns',
+  'sessionId',
+  'ok',
+  'errorClass',
+  'promiseSeen',
+] as const;
+
+/** The attributes of the checkpoint item (TASK#<id> / CHECKPOINT). */
+export const RUNNER_CHECKPOINT_ITEM_ATTRIBUTES = ['pk', 'sk', 'entity', 'taskId', 'attempt', 'iteration', 'sessionId'] as const;
+
+/**
+ * Every attribute a PutItem of the runner may carry: run, iteration and checkpoint items. The persistence loop added
+ * only `iteration` and `promiseSeen` to what the role allowed before — neither is an attribute of a task item.
+ */
+export const RUNNER_PUT_ITEM_ATTRIBUTES: readonly string[] = [
+  ...new Set<string>([...RUNNER_RUN_ITEM_ATTRIBUTES, ...RUNNER_ITERATION_ITEM_ATTRIBUTES, ...RUNNER_CHECKPOINT_ITEM_ATTRIBUTES]),
+];
 
 /** What the runner's UpdateItem of the task item may touch. */
 export const RUNNER_TASK_UPDATE_ATTRIBUTES = ['pk', 'sk', 'costUsd', 'version'] as const;

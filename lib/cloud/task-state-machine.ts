@@ -13,7 +13,7 @@ import { ERROR_CLASSES } from '../core/retry.ts';
 import type { ErrorClass } from '../core/retry.ts';
 import type { TaskEventType } from '../core/state-machine.ts';
 import { STEP_ERROR_NAMES } from '../../lambda/step-contract.ts';
-import { runnerExitCode } from './runner-exit-codes.ts';
+import { RUNNER_PAUSED_EXIT_CODE, runnerExitCode } from './runner-exit-codes.ts';
 
 /**
  * The Step Functions twin of the core task state machine (lib/core/state-machine.ts). Every state change is recorded
@@ -21,15 +21,18 @@ import { runnerExitCode } from './runner-exit-codes.ts';
  * can only move a task along an edge of TRANSITIONS, and test/cloud/state-machine.test.ts derives the edges this graph
  * can record and compares them with the table.
  *
- *   CheckStop ─ stopped ─────────────────────────────────────────────────────────────▶ Stopped (task stays queued)
- *      │ state approved, or no approval needed                    │ approval needed
- *      ▼                                                          ▼
- *   RecordExecute ─▶ RunExecute ─▶ RecordSucceed ─▶ Done       RecordPlan ─▶ RunPlan ─▶ RecordPlanReady ─▶ AwaitApproval
- *      ▲                   │ failed                                            │ failed            │ timeout ─▶ RecordExpire ─▶ Expired
- *      └── CheckStop ◀── Approved ◀─ approve ──────────────────────────────────┼────────────────── ┤ reject ──▶ Rejected
- *                          │                                                   ▼
- *                          └───────────────────────▶ classify ─▶ DecideRetry ─▶ RecordFailure ─▶ retry? ─ no ─▶ Failed
- *                                                                                      └ yes ─▶ Backoff ─▶ RecordRetry ─▶ Requeued ─▶ CheckStop
+ *   CheckStop ▸ Dispatch   stopped ▸ Stopped (the task keeps its state; the scheduler starts it again after resume)
+ *                          approved, or no approval needed ▸ RecordExecute
+ *                          approval needed ▸ RecordPlan ▸ RunPlan ▸ RecordPlanReady ▸ AwaitApproval
+ *   AwaitApproval          approve ▸ Approved ▸ CheckStop, so the stop flag is read right before the execution
+ *                          reject ▸ Rejected
+ *                          timeout (approval.timeout), a failed wait or an unreadable answer ▸ RecordExpire ▸ Expired
+ *   RecordExecute ▸ RunExecute ▸ RecordSucceed ▸ Done
+ *   a paused run           (the persistence loop stopped between iterations: stop flag or daily budget)
+ *                          ▸ RecordPause (interrupt) ▸ Paused; the task is queued again and its checkpoint stands
+ *   a failed run           classified ▸ DecideRetry ▸ RecordFailure (fail or dead_letter) ▸ WillRetry
+ *                          retry ▸ Backoff ▸ RecordRetry ▸ Requeued ▸ CheckStop;  no retry ▸ Failed
+ *   a refused step         (an operator cancelled or rejected the task meanwhile) ▸ Superseded
  *
  * The execution input is the scheduler's ExecutionInput (lambda/step-contract.ts): `taskId`, `state` (needs_action or
  * approved), `approvalRequired`. The approval wait ends with SendTaskSuccess whose output is an ApprovalAnswer; the
@@ -62,6 +65,8 @@ export const STATE_NAMES = {
   recordExecute: 'RecordExecute',
   runExecute: 'RunExecute',
   executeExit: 'ExecuteExitCode',
+  recordPause: 'RecordPause',
+  paused: 'Paused',
   recordSucceed: 'RecordSucceed',
   done: 'Done',
   classifyRunError: 'ClassifyRunError',
@@ -95,6 +100,7 @@ export const RECORD_STATES: Readonly<Record<string, TaskEventType | 'decided'>> 
   [STATE_NAMES.recordSucceed]: 'succeed',
   [STATE_NAMES.recordFailure]: 'decided',
   [STATE_NAMES.recordRetry]: 'retry',
+  [STATE_NAMES.recordPause]: 'interrupt',
 };
 
 /** The runner container's name in the task definition; the run steps override its environment. */
@@ -122,7 +128,20 @@ const ECS_TRANSIENT_ERRORS = [
 ];
 
 /** How long a Fargate run may take beyond the agent's own limit: image pull, start, writing the result. */
-const RUN_START_MARGIN = Duration.minutes(15);
+export const RUN_START_MARGIN = Duration.minutes(15);
+
+/**
+ * How long the Fargate runs may take. A planning run is one Claude run; an execution is the persistence loop, up to
+ * `orchestrator.max_iterations` Claude runs of at most `claude_timeout` each — a bound of one run would have the step
+ * time out in the middle of a loop that is within its limits.
+ */
+export function runTimeouts(config: Config): { plan: Duration; execute: Duration } {
+  const one = config.orchestrator.claude_timeout;
+  return {
+    plan: Duration.seconds(one).plus(RUN_START_MARGIN),
+    execute: Duration.seconds(one * config.orchestrator.max_iterations).plus(RUN_START_MARGIN),
+  };
+}
 
 export interface TaskStateMachineProps {
   readonly config: Config;
@@ -217,7 +236,7 @@ export class TaskStateMachine extends Construct {
 
     // ---- Fargate runs
 
-    const runTimeout = Duration.seconds(config.orchestrator.claude_timeout).plus(RUN_START_MARGIN);
+    const timeouts = runTimeouts(config);
     const run = (name: string, mode: 'plan' | 'execute') => {
       const task = tasks.EcsRunTask.jsonPath(this, name, {
         integrationPattern: sfn.IntegrationPattern.RUN_JOB,
@@ -241,7 +260,7 @@ export class TaskStateMachine extends Construct {
         // Only the containers: the full description is large and the exit code is all the machine reads.
         resultSelector: { Containers: sfn.JsonPath.listAt('$.Containers') },
         resultPath: '$.run.task',
-        taskTimeout: sfn.Timeout.duration(runTimeout),
+        taskTimeout: sfn.Timeout.duration(timeouts[mode]),
       });
       task.addRetry({
         errors: ECS_TRANSIENT_ERRORS,
@@ -282,10 +301,23 @@ export class TaskStateMachine extends Construct {
       resultPath: '$.error',
     }).next(decideRetry);
     const classifyExitCode = sfn.Choice.jsonPath(this, n.classifyExitCode, {
-      comment: 'The runner exits with a code per error class (lib/cloud/runner-exit-codes.ts).',
+      comment: 'The runner exits with a code per error class (lib/cloud/runner-exit-codes.ts), or with the pause code.',
     });
+    // Not a failure: the loop paused between iterations as the local one does (stop flag, daily budget). The task goes
+    // back to the queue with the attempt counted and no retry decided; the scheduler starts it again when dispatch is
+    // allowed, and that attempt resumes from the checkpoint. Ending here, rather than going round through CheckStop,
+    // keeps a budget pause from starting a container every few seconds until the budget frees up.
+    const recordPause = record(n.recordPause, {
+      type: 'interrupt',
+      reason: 'paused between iterations (stop flag or daily budget); resumes from its checkpoint when dispatch is allowed',
+    });
+    const paused = sfn.Succeed.jsonPath(this, n.paused, {
+      comment: 'The persistence loop paused between iterations; the task is queued again and its checkpoint stands.',
+    });
+    recordPause.next(paused);
     // Rules are evaluated in order: the presence test must come before any comparison on the path.
     classifyExitCode.when(sfn.Condition.not(sfn.Condition.isPresent(exitCodePath)), runLost);
+    classifyExitCode.when(sfn.Condition.numberEquals(exitCodePath, RUNNER_PAUSED_EXIT_CODE), recordPause);
     for (const errorClass of ERROR_CLASSES) {
       const code = runnerExitCode(errorClass);
       classifyExitCode.when(
@@ -301,7 +333,7 @@ export class TaskStateMachine extends Construct {
       parameters: { task: sfn.JsonPath.stringToJson(sfn.JsonPath.stringAt('$.caught.Cause')) },
       resultPath: '$.run',
     }).next(classifyExitCode);
-    const runTimedOut = runError(n.runTimedOut, 'timeout', `the run took longer than ${runTimeout.toSeconds()} s and was stopped`);
+    const runTimedOut = runError(n.runTimedOut, 'timeout', 'the run took longer than its step allows and was stopped');
     const runErrored = sfn.Pass.jsonPath(this, n.runErrored, {
       parameters: {
         class: 'crash',
@@ -324,9 +356,16 @@ export class TaskStateMachine extends Construct {
 
     // ---- The graph
 
-    const checkStop = step(n.checkStop, { action: 'check_stop' }, { stopped: sfn.JsonPath.stringAt('$.Payload.stopped') }, '$.stop');
+    const checkStop = step(
+      n.checkStop,
+      { action: 'check_stop', taskId: sfn.JsonPath.stringAt('$.taskId') },
+      { stopped: sfn.JsonPath.stringAt('$.Payload.stopped') },
+      '$.stop',
+    );
     const stopped = sfn.Succeed.jsonPath(this, n.stopped, {
-      comment: 'The stop flag is set: the task keeps its state and the scheduler starts it again after resume.',
+      comment:
+        'The stop flag is set, or the daily budget is spent: the task keeps its state and the scheduler starts it again ' +
+        'once dispatch is allowed.',
     });
 
     const recordExecute = record(n.recordExecute, { type: 'execute' });
@@ -431,7 +470,7 @@ export class TaskStateMachine extends Construct {
       stateMachineType: sfn.StateMachineType.STANDARD,
       comment: 'fte task: plan, approval, execution and retries, mirroring lib/core/state-machine.ts',
       definitionBody: sfn.DefinitionBody.fromChainable(checkStop),
-      timeout: executionTimeout(config, runTimeout),
+      timeout: executionTimeout(config, timeouts.plan.plus(timeouts.execute)),
       tracingEnabled: true,
       logs: { destination: this.logGroup, level: sfn.LogLevel.ALL, includeExecutionData: false },
     });
@@ -454,14 +493,15 @@ export class TaskStateMachine extends Construct {
 
 /**
  * A bound on a whole execution, so that a bug in the graph cannot keep one running (and a task held) for a year: the
- * approval wait plus, for every attempt the retry policy allows, two runs and the longest backoff — doubled.
+ * approval wait plus, for every attempt the retry policy allows, a planning and an execution run (`attemptRuns`) and
+ * the longest backoff — doubled.
  */
-export function executionTimeout(config: Config, runTimeout: Duration): Duration {
+export function executionTimeout(config: Config, attemptRuns: Duration): Duration {
   const types = ['general', ...Object.keys(config.retry.per_type)];
   const settings = types.map((t) => retrySettingsFor(config, t));
   const attempts = Math.max(...settings.map((s) => s.max_attempts));
   const backoff = Math.max(...settings.map((s) => s.max_backoff));
-  const seconds = 2 * (config.approval.timeout + attempts * (2 * runTimeout.toSeconds() + backoff));
+  const seconds = 2 * (config.approval.timeout + attempts * (attemptRuns.toSeconds() + backoff));
   const yearSeconds = 365 * 24 * 3600;
   return Duration.seconds(Math.min(Math.ceil(seconds), yearSeconds));
 }

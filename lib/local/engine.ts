@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, rmSync, unlinkSync, watch, writeFileSync, type FSWatcher } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, unlinkSync, watch, writeFileSync, type FSWatcher } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { approvalExpiresAt } from '../core/approval.ts';
@@ -12,13 +12,16 @@ import type { RunRecord, TaskRecord } from '../core/store.ts';
 import { StaleWriteError } from '../core/store.ts';
 import { InvalidTransitionError } from '../core/state-machine.ts';
 import { folderOf, type VaultFolder } from '../core/vault-layout.ts';
+import { isValidTaskId } from '../core/task.ts';
 import { budgetState, BUDGET_WINDOW_MS, type BudgetState } from '../core/budget.ts';
+import { runFromIterations } from '../core/persistence.ts';
 import { runClaude, type AgentRun } from './claude-runner.ts';
 import { runExecutionLoop, type LoopOutcome } from './execution-loop.ts';
 import { IterationJournal } from './iteration-journal.ts';
 import { groupIsAlive, signalGroup, waitForGroupExit } from './process-group.ts';
 import { listNoteIds } from './notes.ts';
 import type { TaskService } from './task-service.ts';
+import { VaultConflictError } from './vault.ts';
 
 /** One line of what the engine did, for the console and for `--json` event streams. */
 export interface EngineEvent {
@@ -63,6 +66,8 @@ interface RunEnd {
   endedAt: Date;
   /** The execution loop stopped between iterations on request (stop flag, budget); its checkpoint stands. */
   pausedFor: string | null;
+  /** For an execution loop, the number of its last iteration (each iteration has its own log file). */
+  lastIteration?: number | null;
 }
 
 interface Completion {
@@ -89,7 +94,8 @@ function fromAgentRun(run: AgentRun): RunEnd {
 }
 
 function fromLoop(loop: LoopOutcome): RunEnd {
-  return { ...loop };
+  // The log of the last iteration: the one that decided how the loop ended.
+  return { ...loop, lastIteration: loop.iterations.at(-1)?.iteration ?? null };
 }
 
 export class EngineAlreadyRunningError extends Error {
@@ -118,6 +124,8 @@ export class Engine {
   private readonly random: () => number;
   private readonly clock: () => Date;
   private lockHeld = false;
+  /** A failure outside any one run (fte could not write its own state): the loop stops at its next turn. */
+  private fatal: Error | null = null;
   readonly journal: IterationJournal;
   private lastBudgetBlock: string | null = null;
 
@@ -183,10 +191,17 @@ export class Engine {
           if (this.active.size > 0 && (this.stopping === 'now' || graceOver)) this.abortAll('orchestrator shut down');
           if (this.active.size === 0 && this.completions.length === 0) break;
         } else if (this.options.once === true && (await this.idle())) {
+          this.emit('idle', await this.idleSummary());
           break;
         }
         await this.sleep(await this.nextWakeMs());
       }
+    } catch (err) {
+      // The loop cannot go on (the store failed, the disk is full). Stop the agents it started before giving up: their
+      // results could not be recorded, and until they are gone the lock must stay held so no second orchestrator
+      // starts the same tasks beside them. The store still shows them running; the next start recovers them.
+      await this.stopAgentsAfterFailure(err).catch(() => {});
+      throw err;
     } finally {
       for (const w of this.watchers) w.close();
       await this.store.heartbeat(this.owner, this.clock()).catch(() => {});
@@ -196,6 +211,7 @@ export class Engine {
 
   /** One turn of the loop. Public so tests can drive the engine step by step. */
   async tick(): Promise<void> {
+    if (this.fatal !== null) throw this.fatal;
     await this.heartbeat();
     await this.drainCompletions();
     await this.intake();
@@ -256,29 +272,60 @@ export class Engine {
       await this.killLeftoverAgent(record.id);
       await this.failRun(record, 'interrupted', 'the orchestrator stopped while this task ran (crash or kill)', this.journaledRun(record), true);
     }
+    await this.repairFinished();
+  }
+
+  /**
+   * What a crash between a store write and the note's move leaves behind for a task that has since finished: the note
+   * still in a folder of work in flight (In_Progress/, Pending_Approval/, Approved/) while the store says done, failed,
+   * rejected, expired or cancelled. Reconciliation on each turn covers open tasks only, so finished ones are put right
+   * here, once per start. So are the pid files of runs whose end was recorded but whose file was not yet removed: left
+   * in place, one would name a process long gone, whose number may since belong to someone else, the next time that
+   * task runs and a crash cuts it short before its agent starts.
+   */
+  private async repairFinished(): Promise<void> {
+    for (const [id, folders] of this.vault.snapshot()) {
+      const from = folders[0];
+      if (folders.length !== 1 || (from !== 'In_Progress' && from !== 'Pending_Approval' && from !== 'Approved')) continue;
+      const record = await this.store.get(id);
+      if (record === null || !isTerminal(record.state)) continue;
+      try {
+        if (this.vault.move(id, from, folderOf(record.state))) {
+          this.emit('repaired', `moved ${id} from ${from}/ to ${folderOf(record.state)}/ (its state is ${record.state})`, { taskId: id });
+        }
+      } catch (err) {
+        if (!(err instanceof VaultConflictError)) throw err;
+      }
+    }
+    let names: string[] = [];
+    try {
+      names = readdirSync(this.runDir);
+    } catch {
+      // no run folder yet
+    }
+    for (const name of names) {
+      const id = name.endsWith('.pid') ? name.slice(0, -'.pid'.length) : null;
+      if (id === null || this.active.has(id)) continue;
+      const record = isValidTaskId(id) ? await this.store.get(id) : null;
+      if (record !== null && RUNNING_STATES.has(record.state)) continue;
+      try {
+        rmSync(join(this.runDir, name), { force: true });
+      } catch {
+        // Not a file fte wrote (a folder of that name): it names no process, so it is left alone.
+      }
+    }
   }
 
   /** The run a crashed orchestrator never recorded, rebuilt from the iterations it journaled (so their cost counts). */
   private journaledRun(record: TaskRecord): RunRecord | null {
-    const its = this.journal.list(record.id).filter((r) => r.attempt === record.attempts);
-    if (its.length === 0) return null;
-    const first = its[0] as (typeof its)[number];
-    const last = its[its.length - 1] as (typeof its)[number];
-    return {
+    return runFromIterations({
       taskId: record.id,
       attempt: record.attempts,
       kind: record.state === 'planning' ? 'plan' : 'execute',
-      startedAt: new Date(first.startedAt),
-      endedAt: new Date(last.endedAt),
+      iterations: this.journal.list(record.id),
       ok: false,
       errorClass: 'interrupted',
-      exitCode: null,
-      durationMs: its.reduce((sum, r) => sum + r.durationMs, 0),
-      costUsd: its.reduce((sum, r) => sum + r.costUsd, 0),
-      numTurns: its.reduce((sum, r) => sum + (r.numTurns ?? 0), 0),
-      sessionId: last.sessionId,
-      logPath: null,
-    };
+    });
   }
 
   private async killLeftoverAgent(taskId: string): Promise<void> {
@@ -423,6 +470,24 @@ export class Engine {
     }
   }
 
+  /** After a fatal error: abort every running agent and wait (bounded) until their process groups are gone. */
+  private async stopAgentsAfterFailure(err: unknown): Promise<void> {
+    if (this.active.size === 0) return;
+    this.abortAll(`the orchestrator is stopping on an error: ${err instanceof Error ? err.message : String(err)}`);
+    // Every run ends in a completion (the runner kills the group: TERM, then KILL after the grace period).
+    const deadline = Date.now() + (this.config.orchestrator.kill_grace_period + 5) * 1000;
+    while (this.completions.length < this.active.size && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    for (const c of this.completions) {
+      try {
+        rmSync(this.pidFile(c.run.taskId), { force: true });
+      } catch {
+        // Left for the next start, which removes what no running task owns.
+      }
+    }
+  }
+
   private abortAll(reason: string): void {
     for (const run of this.active.values()) {
       if (run.abortReason !== null) continue;
@@ -542,7 +607,16 @@ export class Engine {
     const logDir = join(this.vault.stateDir, 'logs', record.id);
     const onSpawn = (pid: number): void => {
       run.pid = pid;
-      writeFileSync(this.pidFile(record.id), `${pid}\n`);
+      try {
+        writeFileSync(this.pidFile(record.id), `${pid}\n`);
+      } catch (err) {
+        // Without its pid file a crash would leave this agent running where no restart can find it: stop it, and
+        // stop the loop (a full disk or a broken .fte/ is not something the next task would fare better with).
+        run.abortReason = `cannot record the agent's pid: ${(err as Error).message}`;
+        run.abort.abort();
+        this.fatal ??= err as Error;
+        this.poke();
+      }
     };
     const notePath = this.vault.notePath('In_Progress', record.id);
     const running: Promise<RunEnd> =
@@ -614,7 +688,7 @@ export class Engine {
             costUsd: result.costUsd,
             numTurns: result.numTurns,
             sessionId: result.sessionId,
-            logPath: join(this.vault.stateDir, 'logs', run.taskId, run.kind === 'plan' ? `${run.attempt}-plan.log` : `${run.attempt}-execute-*.log`),
+            logPath: join(this.vault.stateDir, 'logs', run.taskId, run.kind === 'plan' ? `${run.attempt}-plan.log` : `${run.attempt}-execute-${result.lastIteration ?? 1}.log`),
           };
     if (run.abortReason !== null) {
       await this.interrupt(record, run.abortReason, runRecord);
@@ -757,6 +831,20 @@ export class Engine {
     if (budget.exhausted !== null) return true;
     // Work held back by its type's daily budget waits on the clock or a person, not on fte.
     return (await this.runnable(now)).every((r) => budget.exhaustedTypes[r.type] !== undefined);
+  }
+
+  /** Why `--once` has nothing more to do: what now waits on a person or on the clock. */
+  private async idleSummary(): Promise<string> {
+    const parts: string[] = [];
+    const stop = await this.stopReason();
+    if (stop !== null) parts.push(`dispatch is stopped: ${stop}`);
+    const budget = await this.budget(this.clock());
+    if (budget.exhausted !== null) parts.push(budget.exhausted);
+    const waiting = await this.store.list({ states: ['pending_approval'] });
+    if (waiting.length > 0) parts.push(`${waiting.length} waiting for approval (${waiting.map((t) => t.id).join(', ')})`);
+    const queued = await this.runnable(this.clock());
+    if (queued.length > 0 && stop === null && budget.exhausted === null) parts.push(`${queued.length} held by their type's daily budget`);
+    return parts.length > 0 ? `nothing more to do without you: ${parts.join('; ')}` : 'all tasks are finished';
   }
 
   private async nextWakeMs(): Promise<number> {

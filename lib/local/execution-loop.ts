@@ -1,26 +1,43 @@
 import type { Config } from '../core/config.ts';
+import { iterationGate, perTaskBudgetMessage } from '../core/persistence.ts';
+import type { Checkpoint, IterationRecord } from '../core/persistence.ts';
 import type { ErrorClass } from '../core/retry.ts';
 import type { TaskDoc } from '../core/task.ts';
-import { runClaude, type AgentRun } from './claude-runner.ts';
-import type { Checkpoint, IterationJournal, IterationRecord } from './iteration-journal.ts';
+import { runClaude, type AgentRun, type ClaudeRunInput } from './claude-runner.ts';
+
+/**
+ * Where the loop records its iterations and checkpoints: IterationJournal (files) locally, DynamoDB items in the
+ * Fargate runner. Either may be synchronous. The loop only writes; reading the checkpoint back is the caller's job.
+ */
+export interface LoopJournal {
+  append(taskId: string, record: IterationRecord): void | Promise<void>;
+  saveCheckpoint(taskId: string, checkpoint: Checkpoint): void | Promise<void>;
+}
+
+/** One Claude run; runClaude by default, replaceable so the loop's rules can be driven without a process. */
+export type AgentRunner = (config: Config, input: ClaudeRunInput) => Promise<AgentRun>;
 
 export interface LoopInput {
   config: Config;
-  journal: IterationJournal;
+  journal: LoopJournal;
   task: Pick<TaskDoc, 'id' | 'title' | 'body' | 'type'>;
   attempt: number;
   notePath: string;
   plan: string | null;
   cwd: string;
-  logDir: string;
+  /** Where each iteration's output is logged (`<attempt>-execute-<iteration>.log`); null keeps no log file. */
+  logDir: string | null;
   /** Where an interrupted earlier attempt stopped: go on in its session at the next iteration. */
   resumeFrom: Checkpoint | null;
   /** What the task has cost before this attempt (earlier attempts' runs). */
   priorCostUsd: number;
   /** Asked between iterations; a reason pauses the loop (stop flag, daily budget). */
   shouldPause: () => Promise<string | null>;
-  signal: AbortSignal;
-  onSpawn: (pid: number) => void;
+  signal?: AbortSignal;
+  onSpawn?: (pid: number) => void;
+  /** The agent's environment (the cloud runner hides the task role from it); the runner's own by default. */
+  env?: NodeJS.ProcessEnv;
+  runAgent?: AgentRunner;
 }
 
 export interface LoopOutcome {
@@ -46,9 +63,13 @@ export interface LoopOutcome {
  * completion promise, resume the same session with a continuation prompt — bounded by `orchestrator.max_iterations`
  * and by the task's budget, so it can never run away. Each iteration is journaled; after each unfinished one a
  * checkpoint lets a restarted orchestrator go on from there instead of from the first iteration.
+ *
+ * Both runtimes run this one loop: the local engine with its file journal, the Fargate runner (container/runner.ts)
+ * with DynamoDB items — so the cloud stops, pauses and resumes at exactly the iterations the local runtime does.
  */
 export async function runExecutionLoop(input: LoopInput): Promise<LoopOutcome> {
   const { config, journal, task } = input;
+  const runAgent = input.runAgent ?? runClaude;
   const max = config.orchestrator.max_iterations;
   const promise = config.orchestrator.completion_promise;
   const perTask = config.budget.per_task_usd;
@@ -75,32 +96,24 @@ export async function runExecutionLoop(input: LoopInput): Promise<LoopOutcome> {
 
   for (;;) {
     iteration += 1;
-    if (iteration > max) {
-      return outcome({
-        ok: false,
-        errorClass: 'iterations_exhausted',
-        message: `no completion promise after ${max} iteration(s) (orchestrator.max_iterations)`,
-      });
-    }
-    const remaining = perTask === undefined ? null : perTask - spent();
-    if (remaining !== null && remaining <= 0) {
-      return outcome({ ok: false, errorClass: 'budget_exceeded', message: budgetMessage(spent(), perTask as number) });
-    }
+    const gate = iterationGate({ iteration, maxIterations: max, spentUsd: spent(), perTaskUsd: perTask });
+    if (!gate.go) return outcome({ ok: false, errorClass: gate.errorClass, message: gate.message });
     if (iterations.length > 0 || input.resumeFrom !== null) {
       const pause = await input.shouldPause();
       if (pause !== null) return outcome({ ok: false, errorClass: null, message: pause, pausedFor: pause });
     }
     const continuing = session !== null;
-    last = await runClaude(config, {
+    last = await runAgent(config, {
       kind: 'execute',
       task,
       notePath: input.notePath,
       plan: input.plan,
       cwd: input.cwd,
-      logPath: `${input.logDir}/${input.attempt}-execute-${iteration}.log`,
+      logPath: input.logDir === null ? null : `${input.logDir}/${input.attempt}-execute-${iteration}.log`,
       resumeSessionId: continuing ? session : null,
       continuation: continuing ? { iteration, maxIterations: max } : null,
-      maxBudgetUsd: remaining,
+      maxBudgetUsd: gate.remainingUsd,
+      env: input.env,
       signal: input.signal,
       onSpawn: input.onSpawn,
     });
@@ -118,22 +131,18 @@ export async function runExecutionLoop(input: LoopInput): Promise<LoopOutcome> {
       errorClass: last.errorClass,
       promiseSeen: last.ok && text.includes(promise),
     };
-    journal.append(task.id, record);
+    await journal.append(task.id, record);
     iterations.push(record);
     session = record.sessionId;
     if (!last.ok) return outcome({ ok: false, errorClass: last.errorClass ?? 'agent_error', message: last.message });
     if (record.promiseSeen) return outcome({ ok: true, errorClass: null, message: 'completion promise seen' });
-    if (session !== null) journal.saveCheckpoint(task.id, { attempt: input.attempt, iteration, sessionId: session });
+    if (session !== null) await journal.saveCheckpoint(task.id, { attempt: input.attempt, iteration, sessionId: session });
     if (perTask !== undefined && spent() >= perTask) {
-      return outcome({ ok: false, errorClass: 'budget_exceeded', message: budgetMessage(spent(), perTask) });
+      return outcome({ ok: false, errorClass: 'budget_exceeded', message: perTaskBudgetMessage(spent(), perTask) });
     }
     if (session === null) {
       // Without a session there is nothing to resume; a fresh run would start the task over.
       return outcome({ ok: false, errorClass: 'bad_output', message: 'the agent reported no session_id, so the loop cannot continue it' });
     }
   }
-}
-
-function budgetMessage(spent: number, limit: number): string {
-  return `the task has cost $${spent.toFixed(4)}, reaching its budget of $${limit.toFixed(2)} (budget.per_task_usd)`;
 }

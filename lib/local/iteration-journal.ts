@@ -1,28 +1,9 @@
 import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import type { ErrorClass } from '../core/retry.ts';
+import type { Checkpoint, IterationRecord } from '../core/persistence.ts';
 
-/** One Claude run of the persistence loop. */
-export interface IterationRecord {
-  attempt: number;
-  iteration: number;
-  startedAt: string;
-  endedAt: string;
-  durationMs: number;
-  costUsd: number;
-  numTurns: number | null;
-  sessionId: string | null;
-  ok: boolean;
-  errorClass: ErrorClass | null;
-  promiseSeen: boolean;
-}
-
-/** Where an unfinished loop stands: enough for a restarted orchestrator to go on at the next iteration. */
-export interface Checkpoint {
-  attempt: number;
-  iteration: number;
-  sessionId: string;
-}
+// The records are the core's (the cloud runner journals the same shapes in DynamoDB); re-exported for this module's users.
+export type { Checkpoint, IterationRecord } from '../core/persistence.ts';
 
 /**
  * The persistence loop's journal: every iteration appended (and fsynced) as one JSON line per task, plus a checkpoint

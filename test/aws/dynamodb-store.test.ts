@@ -16,6 +16,7 @@ import type { TaskEvent } from '../../lib/core/state-machine.ts';
 import { StoreError } from '../../lib/core/store-error.ts';
 import { StaleWriteError, TaskNotFoundError } from '../../lib/core/store.ts';
 import type { NewTask, RunRecord, TaskRecord } from '../../lib/core/store.ts';
+import type { IterationRecord } from '../../lib/core/persistence.ts';
 import { describeTaskStoreContract } from '../contract/task-store.contract.ts';
 import { startLocalDynamo } from './local-dynamo.ts';
 import type { LocalDynamo } from './local-dynamo.ts';
@@ -432,6 +433,44 @@ describe('DynamoTaskStore against dynalite', () => {
       await closing.close();
       await expect(closing.get('t1')).rejects.toMatchObject({ code: 'STORE_UNAVAILABLE' });
       expect(await store.get('t1')).toBeNull();
+    });
+  });
+
+  describe('the persistence loop\'s journal', () => {
+    const record = (attempt: number, iteration: number, extra: Partial<IterationRecord> = {}): IterationRecord => ({
+      attempt, iteration, startedAt: '2026-01-01T00:00:00.000Z', endedAt: '2026-01-01T00:00:01.500Z', durationMs: 1_500,
+      costUsd: 0.0123, numTurns: 2, sessionId: 'sess-1', ok: true, errorClass: null, promiseSeen: false, ...extra,
+    });
+
+    it('reads iterations back as written, in attempt then iteration order, beside the task and not as tasks', async () => {
+      await store.create(newTask('t1'), t0);
+      const written = [record(10, 1), record(2, 11, { ok: false, errorClass: 'timeout', numTurns: null, sessionId: null }), record(2, 3, { promiseSeen: true })];
+      for (const r of written) await store.appendIteration('t1', r);
+      expect(await store.iterations('t1')).toEqual([written[2], written[1], written[0]]);
+      expect(await store.iterations('other')).toEqual([]);
+      // The journal lives in the task's partition; task listings and runs do not see it.
+      expect((await store.list()).map((t) => t.id)).toEqual(['t1']);
+      expect(await store.runs('t1')).toEqual([]);
+    });
+
+    it('keeps one checkpoint per task; clearing it leaves no session to resume', async () => {
+      expect(await store.checkpoint('t1')).toBeNull();
+      await store.saveCheckpoint('t1', { attempt: 1, iteration: 1, sessionId: 'a' });
+      await store.saveCheckpoint('t1', { attempt: 1, iteration: 2, sessionId: 'a' });
+      expect(await store.checkpoint('t1')).toEqual({ attempt: 1, iteration: 2, sessionId: 'a' });
+      await store.clearCheckpoint('t1');
+      expect(await store.checkpoint('t1')).toBeNull();
+    });
+
+    it('keeps the scheduler\'s budget verdict on the control item without touching the stop flag', async () => {
+      await store.setStop(true, 'night', t0);
+      const block = {
+        exhausted: null, exhaustedTypes: { research: 'spent' }, spentUsd: 1.25, dailyUsd: null, freesAt: at(5), checkedAt: t0,
+      };
+      await store.recordBudget(block);
+      expect(await store.cloudControl()).toMatchObject({ stopRequested: true, stopReason: 'night', budget: block });
+      await store.recordBudget(null);
+      expect(await store.cloudControl()).toMatchObject({ stopRequested: true, budget: null });
     });
   });
 });

@@ -4,7 +4,9 @@ import type { StartExecutionCommandInput } from '@aws-sdk/client-sfn';
 import type { SQSEvent, SQSRecord } from 'aws-lambda';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { GetCommand } from '@aws-sdk/lib-dynamodb';
 import { DynamoTaskStore, NotAwaitingApprovalError } from '../../lib/aws/dynamodb-store.ts';
+import { runKey } from '../../lib/aws/table-design.ts';
 import { FTE_METRICS } from '../../lib/cloud/monitoring.ts';
 import { validateConfig } from '../../lib/core/config.ts';
 import type { Config, ConfigInput } from '../../lib/core/config.ts';
@@ -279,7 +281,67 @@ describe('step', () => {
   it('reads the stop flag', async () => {
     expect(await step({ action: 'check_stop' })).toEqual({ stopped: false });
     await store.setStop(true, 'maintenance', t0);
-    expect(await step({ action: 'check_stop' })).toEqual({ stopped: true });
+    expect(await step({ action: 'check_stop' })).toEqual({ stopped: true, reason: 'stopped: maintenance' });
+  });
+
+  it('stops before an execution while the scheduler finds the daily budget, or the task type\'s, spent', async () => {
+    await store.create(newTask('t1', { type: 'research' }), t0);
+    await store.create(newTask('t2', { type: 'code' }), t0);
+    const block = {
+      exhausted: null,
+      exhaustedTypes: { research: 'daily budget of type research exhausted: $2.00 of $2.00 (budget.per_type_daily_usd.research)' },
+      spentUsd: 2,
+      dailyUsd: 10,
+      freesAt: at(86_400_000),
+      checkedAt: t0,
+    };
+    await store.recordBudget(block);
+    expect(await step({ action: 'check_stop', taskId: 't1' })).toEqual({ stopped: true, reason: block.exhaustedTypes.research });
+    expect(await step({ action: 'check_stop', taskId: 't2' })).toEqual({ stopped: false });
+    const daily = 'daily budget exhausted: $10.00 spent in the last 24 h of $10.00 (budget.daily_usd)';
+    await store.recordBudget({ ...block, exhausted: daily });
+    expect(await step({ action: 'check_stop', taskId: 't2' })).toEqual({ stopped: true, reason: daily });
+    expect(await step({ action: 'check_stop' })).toEqual({ stopped: true, reason: daily });
+  });
+
+  it('puts the run the runner stored on the history event that ends it, without writing it again or counting it twice', async () => {
+    await store.create(newTask('t1'), t0);
+    await step({ action: 'transition', taskId: 't1', event: { type: 'execute' } });
+    const run = {
+      taskId: 't1', attempt: 1, kind: 'execute', startedAt: at(1_000), endedAt: at(61_000), ok: true, errorClass: null,
+      exitCode: 0, durationMs: 60_000, costUsd: 0.3, numTurns: 4, sessionId: 's', logPath: null,
+    } as const;
+    // What the Fargate runner does: the run with its result text, and its cost added to the task.
+    await store.recordRun(run, { result: 'the report', message: 'completion promise seen' });
+    const { result, emf } = await captureEmf(() =>
+      step({ action: 'transition', taskId: 't1', event: { type: 'succeed' }, stepKey: 'exec#RecordSucceed#1' }),
+    );
+    expect(result).toMatchObject({ state: 'done' });
+    expect((await store.get('t1'))?.costUsd).toBeCloseTo(0.3, 10);
+    const ended = (await store.history(EVERYTHING)).at(-1);
+    expect(ended).toMatchObject({ event: 'succeed', costUsd: 0.3, durationMs: 60_000 });
+    expect(metricValue(emf, METRICS.runCost)).toBe(0.3);
+    // The run item is the runner's, result text included.
+    const item = await local.doc.send(new GetCommand({ TableName: tableName, Key: runKey('t1', 1, 'execute') }));
+    expect(item.Item?.['result']).toBe('the report');
+  });
+
+  it('rebuilds the run of a killed container from its journaled iterations, so its cost counts', async () => {
+    await store.create(newTask('t1'), t0);
+    await step({ action: 'transition', taskId: 't1', event: { type: 'execute' } });
+    const iteration = (n: number) => ({
+      attempt: 1, iteration: n, startedAt: at(n * 1_000).toISOString(), endedAt: at(n * 1_000 + 500).toISOString(),
+      durationMs: 500, costUsd: 0.25, numTurns: 2, sessionId: 'sess', ok: true, errorClass: null, promiseSeen: false,
+    });
+    await store.appendIteration('t1', iteration(1));
+    await store.appendIteration('t1', iteration(2));
+    const error = { class: 'crash', message: 'the runner container exited with code 137' } as const;
+    await step({ action: 'transition', taskId: 't1', event: { type: 'fail', error, retryAt: at(120_000).toISOString() } });
+    expect(await store.runs('t1')).toEqual([
+      expect.objectContaining({ attempt: 1, kind: 'execute', ok: false, errorClass: 'crash', costUsd: 0.5, numTurns: 4, sessionId: 'sess', durationMs: 1_000 }),
+    ]);
+    expect((await store.get('t1'))?.costUsd).toBeCloseTo(0.5, 10);
+    expect((await store.history(EVERYTHING)).at(-1)).toMatchObject({ event: 'fail', costUsd: 0.5, errorClass: 'crash' });
   });
 
   it('stores the approval token of a pending approval, and refuses one for a task not waiting', async () => {
@@ -441,6 +503,97 @@ describe('scheduler', () => {
     ]);
   });
 
+  /** A task that ran and finished at `endedAt` having cost `costUsd`: the cost lands on the history event. */
+  async function finished(id: string, costUsd: number, endedAt: Date, type = 'code'): Promise<void> {
+    await store.create(newTask(id, { type }), t0);
+    const startedAt = new Date(endedAt.getTime() - 60_000);
+    await store.apply(id, { type: 'execute' }, startedAt);
+    await store.apply(id, { type: 'succeed' }, endedAt, {
+      run: {
+        taskId: id, attempt: 1, kind: 'execute', startedAt, endedAt, ok: true, errorClass: null, exitCode: 0,
+        durationMs: 60_000, costUsd, numTurns: 1, sessionId: null, logPath: null,
+      },
+    });
+  }
+
+  const withBudget = (budget: ConfigInput['budget']): Config => config({ orchestrator: { max_concurrent_tasks: 3 }, budget });
+
+  it('stops dispatch while the rolling daily budget is spent, records why on the control item, and resumes later', async () => {
+    deps = { ...deps, config: withBudget({ daily_usd: 0.05 }) };
+    await finished('spent-1', 0.03, at(-7_200_000));
+    await finished('spent-2', 0.03, at(-3_600_000));
+    await store.create(newTask('waiting'), t0);
+
+    const { result, emf } = await captureEmf(() => runScheduler(deps, now));
+    expect(result).toMatchObject({ stopped: false, started: [], queued: 1 });
+    expect(result?.budget?.exhausted).toMatch(/^daily budget exhausted: \$0\.06 spent in the last 24 h of \$0\.05/);
+    expect(sfnMock.commandCalls(StartExecutionCommand)).toHaveLength(0);
+    expect(metricValue(emf, METRICS.budgetExhausted)).toBe(1);
+    expect(metricValue(emf, METRICS.budgetSpent)).toBeCloseTo(0.06, 10);
+    // Where status, health, CheckStop and running loops read it.
+    const control = await store.cloudControl();
+    expect(control.budget).toMatchObject({ exhausted: result?.budget?.exhausted, dailyUsd: 0.05, checkedAt: now });
+    expect(control.budget?.freesAt).toEqual(new Date(at(-7_200_000).getTime() + 24 * 3_600_000));
+    expect(control.stopRequested).toBe(false);
+
+    // The window moves on: a day later that spend has left it.
+    const later = new Date(now.getTime() + 25 * 3_600_000);
+    const { result: afterwards, emf: laterEmf } = await captureEmf(() => runScheduler(deps, later));
+    expect(afterwards?.started.map((s) => s.taskId)).toEqual(['waiting']);
+    expect(afterwards?.budget).toMatchObject({ exhausted: null, spentUsd: 0 });
+    expect((await store.cloudControl()).budget?.exhausted).toBeNull();
+    expect(metricValue(laterEmf, METRICS.budgetExhausted)).toBe(0);
+  });
+
+  it('starts again at once when the operator raises the daily budget', async () => {
+    deps = { ...deps, config: withBudget({ daily_usd: 0.05 }) };
+    await finished('spent', 0.06, at(-60_000));
+    await store.create(newTask('waiting'), t0);
+    expect((await runScheduler(deps, now)).started).toEqual([]);
+    deps = { ...deps, config: withBudget({ daily_usd: 5 }) };
+    expect((await runScheduler(deps, now)).started.map((s) => s.taskId)).toEqual(['waiting']);
+  });
+
+  it('counts what running loops have spent so far: the journaled iterations of their current attempt', async () => {
+    deps = { ...deps, config: withBudget({ daily_usd: 1 }) };
+    await store.create(newTask('busy'), t0);
+    await store.apply('busy', { type: 'execute' }, t0);
+    const iteration = (n: number, costUsd: number) => ({
+      attempt: 1, iteration: n, startedAt: t0.toISOString(), endedAt: t0.toISOString(), durationMs: 1, costUsd,
+      numTurns: 1, sessionId: 's', ok: true, errorClass: null, promiseSeen: false,
+    });
+    await store.appendIteration('busy', iteration(1, 0.6));
+    await store.create(newTask('waiting'), t0);
+    expect((await runScheduler(deps, now)).started.map((s) => s.taskId)).toEqual(['waiting']);
+    sfnMock.resetHistory();
+    await store.appendIteration('busy', iteration(2, 0.5));
+    await store.create(newTask('next'), t0);
+    const result = await runScheduler(deps, now);
+    expect(result.budget).toMatchObject({ spentUsd: 1.1 });
+    expect(result.budget?.exhausted).toMatch(/daily budget exhausted/);
+    expect(result.started).toEqual([]);
+  });
+
+  it('skips the task types whose daily budget is spent and starts the others', async () => {
+    deps = { ...deps, config: withBudget({ per_type_daily_usd: { research: 0.02 } }) };
+    await finished('old-research', 0.03, at(-60_000), 'research');
+    await store.create(newTask('research-1', { type: 'research', urgency: 5 }), t0);
+    await store.create(newTask('code-1', { type: 'code', urgency: 1 }), t0);
+    const result = await runScheduler(deps, now);
+    expect(result.started.map((s) => s.taskId)).toEqual(['code-1']);
+    expect(result.skipped).toEqual([{ taskId: 'research-1', why: expect.stringMatching(/^daily budget of type research exhausted/) }]);
+    expect(result.budget).toMatchObject({ exhausted: null, exhaustedTypes: { research: expect.any(String) } });
+  });
+
+  it('clears a verdict left on the control item once no budget is configured', async () => {
+    await store.recordBudget({ exhausted: 'daily budget exhausted: old', exhaustedTypes: {}, spentUsd: 9, dailyUsd: 1, freesAt: null, checkedAt: t0 });
+    await store.create(newTask('waiting'), t0);
+    const result = await runScheduler(deps, now);
+    expect(result.budget).toBeNull();
+    expect(result.started.map((s) => s.taskId)).toEqual(['waiting']);
+    expect((await store.cloudControl()).budget).toBeNull();
+  });
+
   it('reports queue depth, running tasks and the oldest waits as dimensionless metrics the alarms read', async () => {
     await store.create(newTask('q1'), at(-7_200_000));
     await store.create(newTask('q2'), t0);
@@ -537,7 +690,7 @@ describe('cold start configuration', () => {
     try {
       const { handler } = await import('../../lambda/step.ts');
       await store.setStop(true, 'maintenance', t0);
-      expect(await handler({ action: 'check_stop' })).toEqual({ stopped: true });
+      expect(await handler({ action: 'check_stop' })).toEqual({ stopped: true, reason: 'stopped: maintenance' });
     } finally {
       vi.unstubAllEnvs();
       vi.resetModules();
