@@ -358,10 +358,11 @@ export class Engine {
 
   private async intake(): Promise<void> {
     const folder = this.vault.folderPath('Needs_Action');
+    // One listing of the open tasks per turn instead of one read per queued note: a turn's cost must not grow with a
+    // store round trip per waiting task (bench/discovery.ts measured 13 µs a note that way).
+    const open = new Set((await this.store.list({ states: OPEN_STATES })).map((r) => r.id));
     for (const id of listNoteIds(folder)) {
-      const known = await this.store.get(id);
-      if (known !== null && folderOf(known.state) === 'Needs_Action') continue;
-      if (known !== null && !isTerminal(known.state)) continue; // reconcile puts it back where it belongs
+      if (open.has(id)) continue; // queued, or reconcile puts it back where it belongs
       const result = await this.service.admit(id);
       switch (result.kind) {
         case 'admitted':
@@ -509,6 +510,9 @@ export class Engine {
 
   /** Spend in the rolling 24 h window against the budgets, including what running loops have spent so far. */
   async budget(now: Date): Promise<BudgetState> {
+    const { daily_usd: daily, per_type_daily_usd: perType } = this.config.budget;
+    // Without a daily budget there is nothing to enforce, and no reason to read a day of history every turn.
+    if (daily === undefined && Object.keys(perType).length === 0) return budgetState([], this.config, now);
     const inFlight: Record<string, number> = {};
     for (const run of this.active.values()) {
       if (run.kind !== 'execute') continue;
