@@ -134,6 +134,8 @@ export const queueRowSchema = z.object({
   approvalReasons: z.array(z.string()),
   /** The task's state in the store; null for a note in Needs_Action/ that no orchestrator has admitted yet. */
   state: z.enum(['needs_action', 'approved']).nullable(),
+  /** What a task of this type has cost on average recently (24 h); null when none finished. */
+  estimatedCostUsd: z.number().nullable(),
 });
 export type QueueRowWire = z.infer<typeof queueRowSchema>;
 
@@ -150,6 +152,8 @@ export const queueSchema = z.object({
   retrying: z.array(z.object({ id: z.string(), title: z.string(), attempts: count, retryAt: iso.nullable() })),
   running: count,
   concurrency: z.int().positive(),
+  /** The estimated cost of everything waiting, from recent per-type averages (types with no history count as 0). */
+  estimatedCostUsd: z.number(),
 });
 export type QueueReport = z.infer<typeof queueSchema>;
 
@@ -210,6 +214,11 @@ export const metricsSchema = z.object({
   series: z.array(
     z.object({ start: iso, completed: count, failed: count, costUsd: z.number(), latencyMsAvg: z.number() }),
   ),
+  /** Spend per UTC day and what one task cost (p50/p95) in the window. */
+  cost: z.object({
+    perDay: z.array(z.object({ day: z.string(), usd: z.number() })),
+    perTask: z.object({ tasks: count, avg: z.number(), p50: z.number(), p95: z.number(), max: z.number() }),
+  }),
   resources: resourcesSchema,
 });
 export type MetricsReport = z.infer<typeof metricsSchema>;

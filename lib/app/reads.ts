@@ -2,7 +2,7 @@ import { approvalDecision } from '../core/approval.ts';
 import { BUDGET_WINDOW_MS, budgetState } from '../core/budget.ts';
 import type { Config } from '../core/config.ts';
 import { evaluateHealth, type HealthReport } from '../core/health.ts';
-import { chooseBucketMs, computeMetrics } from '../core/metrics.ts';
+import { averageCostByType, chooseBucketMs, computeMetrics } from '../core/metrics.ts';
 import { formatExposition } from '../core/prometheus.ts';
 import { buildQueueView, type QueueCandidate } from '../core/queue-view.ts';
 import { compareRanked, scoreTask } from '../core/scoring.ts';
@@ -233,7 +233,7 @@ function rankRunnable(src: ReadSources, snap: Snapshot): Ranked[] {
   return ranked;
 }
 
-function queueFrom(src: ReadSources, snap: Snapshot, durations: readonly number[]): QueueReport {
+function queueFrom(src: ReadSources, snap: Snapshot, durations: readonly number[], costByType: Readonly<Record<string, number>>): QueueReport {
   const ranked = rankRunnable(src, snap);
   const running = snap.tasks.filter((t) => RUNNING_STATES.has(t.state)).length;
   const concurrency = src.config.orchestrator.max_concurrent_tasks;
@@ -252,6 +252,7 @@ function queueFrom(src: ReadSources, snap: Snapshot, durations: readonly number[
       approvalRequired: row.approvalRequired,
       approvalReasons: [...row.approvalReasons],
       state: (ranked[i] as Ranked).state,
+      estimatedCostUsd: costByType[row.type] ?? null,
     })),
     invalid: snap.notes().invalid,
     retrying: snap.tasks
@@ -260,12 +261,18 @@ function queueFrom(src: ReadSources, snap: Snapshot, durations: readonly number[
       .map((t) => ({ id: t.id, title: t.title, attempts: t.attempts, retryAt: t.retryAt?.toISOString() ?? null })),
     running,
     concurrency,
+    estimatedCostUsd: rows.reduce((sum, row) => sum + (costByType[row.type] ?? 0), 0),
   };
+}
+
+/** Recent per-type average cost of a finished task (24 h), for the queue's estimate of what waits. */
+async function recentCostByType(snap: Snapshot): Promise<Record<string, number>> {
+  return averageCostByType(await snap.history(snap.now.getTime() - DEFAULT_WINDOW_MS));
 }
 
 export async function readQueue(src: ReadSources): Promise<QueueReport> {
   const snap = await snapshot(src);
-  return queueFrom(src, snap, await recentDurations(snap));
+  return queueFrom(src, snap, await recentDurations(snap), await recentCostByType(snap));
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -337,6 +344,7 @@ async function healthFrom(src: ReadSources, snap: Snapshot): Promise<HealthRepor
       lastCompletionAt: lastCompletion === null ? null : new Date(lastCompletion),
       oldestQueuedAt: oldestQueued === null ? null : new Date(oldestQueued),
       oldestApprovalRequestedAt: oldestApproval === null ? null : new Date(oldestApproval),
+      budget: await budgetFrom(src, snap),
     },
     config,
   );
@@ -380,7 +388,7 @@ export async function readDashboard(src: ReadSources, window: TimeWindow): Promi
   const events = await snap.history(Math.min(window.since.getTime(), nowMs - DEFAULT_WINDOW_MS));
   const metrics = metricsFrom(src, window.until.getTime() > nowMs ? await src.store.history(window) : events, window);
   const health = await healthFrom(src, snap);
-  const queue = queueFrom(src, snap, await recentDurations(snap));
+  const queue = queueFrom(src, snap, await recentDurations(snap), await recentCostByType(snap));
   // The run that ended each task, from the last 24 h of history (older completions show no duration).
   const finishing = new Map<string, number>();
   for (const e of await snap.history(nowMs - DEFAULT_WINDOW_MS)) {

@@ -24,6 +24,8 @@ export interface HealthInput {
   lastCompletionAt: Date | null;
   oldestQueuedAt: Date | null;
   oldestApprovalRequestedAt: Date | null;
+  /** Spend over the rolling 24 h budget window; absent where the caller does not track it. */
+  budget?: { spentUsd: number; dailyUsd: number | null; exhausted: string | null };
 }
 
 export interface HealthCheck {
@@ -181,6 +183,20 @@ function stopFlagCheck(input: HealthInput): HealthCheck {
     : { name: 'stop_flag', status: 'healthy', value: 0, threshold: 0, message: 'The stop flag is not set.' };
 }
 
+/**
+ * A spent daily budget stops dispatch as surely as the stop flag, so it is degraded the same way: nothing is broken,
+ * but nothing new starts until spend leaves the window or the budget is raised.
+ */
+function budgetCheck(budget: NonNullable<HealthInput['budget']>): HealthCheck {
+  const spent = Math.round(budget.spentUsd * 100) / 100;
+  if (budget.dailyUsd === null) {
+    return { name: 'budget', status: 'healthy', value: spent, threshold: 0, message: `No daily budget is set ($${spent.toFixed(2)} spent in the last 24h).` };
+  }
+  return budget.exhausted !== null
+    ? { name: 'budget', status: 'degraded', value: spent, threshold: budget.dailyUsd, message: `${budget.exhausted}; no new task starts.` }
+    : { name: 'budget', status: 'healthy', value: spent, threshold: budget.dailyUsd, message: `$${spent.toFixed(2)} spent in the last 24h, within the daily budget of $${budget.dailyUsd.toFixed(2)}.` };
+}
+
 export function evaluateHealth(input: HealthInput, config: Config): HealthReport {
   const checks = [
     schedulerCheck(input, config),
@@ -189,6 +205,7 @@ export function evaluateHealth(input: HealthInput, config: Config): HealthReport
     idleCheck(input, config),
     approvalAgeCheck(input, config),
     stopFlagCheck(input),
+    ...(input.budget !== undefined ? [budgetCheck(input.budget)] : []),
   ];
   return { status: worstStatus(checks.map((c) => c.status)), checks };
 }

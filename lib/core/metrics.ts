@@ -47,6 +47,61 @@ export interface Metrics {
   costUsd: number;
   byType: Record<string, TypeMetrics>;
   series: SeriesBucket[];
+  /** Where the money went: per UTC day, and the distribution of what one task cost in the window. */
+  cost: CostBreakdown;
+}
+
+export interface CostBreakdown {
+  perDay: Array<{ day: string; usd: number }>;
+  /** Over the tasks that spent anything in the window (a task's runs summed). */
+  perTask: { tasks: number; avg: number; p50: number; p95: number; max: number };
+}
+
+/** Cost per UTC day and per task over the events in [sinceMs, untilMs). */
+export function costBreakdown(events: Iterable<HistoryEvent>, sinceMs: number, untilMs: number): CostBreakdown {
+  const byDay = new Map<string, number>();
+  const byTask = new Map<string, number>();
+  for (const e of events) {
+    if (!(e.at >= sinceMs && e.at < untilMs)) continue;
+    const cost = e.costUsd;
+    if (cost === undefined || !Number.isFinite(cost) || cost === 0) continue;
+    const day = new Date(e.at).toISOString().slice(0, 10);
+    byDay.set(day, (byDay.get(day) ?? 0) + cost);
+    byTask.set(e.taskId, (byTask.get(e.taskId) ?? 0) + cost);
+  }
+  const perTask = [...byTask.values()].sort((a, b) => a - b);
+  const total = perTask.reduce((a, b) => a + b, 0);
+  return {
+    perDay: [...byDay.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([day, usd]) => ({ day, usd: round6(usd) })),
+    perTask: {
+      tasks: perTask.length,
+      avg: perTask.length === 0 ? 0 : round6(total / perTask.length),
+      p50: perTask.length === 0 ? 0 : round6(percentileNearestRank(perTask, 50)),
+      p95: perTask.length === 0 ? 0 : round6(percentileNearestRank(perTask, 95)),
+      max: perTask.length === 0 ? 0 : round6(perTask[perTask.length - 1] as number),
+    },
+  };
+}
+
+/**
+ * What a task of each type has cost on average, over the tasks of that type that finished (done or failed) among
+ * `events`, counting all their runs: the estimate the queue shows for work that waits.
+ */
+export function averageCostByType(events: Iterable<HistoryEvent>): Record<string, number> {
+  const cost = new Map<string, number>();
+  const finished = new Map<string, { type: string }>();
+  for (const e of events) {
+    if (e.costUsd !== undefined && Number.isFinite(e.costUsd)) cost.set(e.taskId, (cost.get(e.taskId) ?? 0) + e.costUsd);
+    if (e.to === 'done' || e.to === 'failed') finished.set(e.taskId, { type: e.taskType });
+  }
+  const sums = new Map<string, { usd: number; n: number }>();
+  for (const [taskId, { type }] of finished) {
+    const acc = sums.get(type) ?? { usd: 0, n: 0 };
+    acc.usd += cost.get(taskId) ?? 0;
+    acc.n += 1;
+    sums.set(type, acc);
+  }
+  return Object.fromEntries([...sums].map(([type, { usd, n }]) => [type, round6(usd / n)]));
 }
 
 export interface MetricsWindow {
@@ -138,7 +193,9 @@ function summarize(durations: Float64Array, sum: number): LatencySummary & { max
  * that grows with the input is the durations of completed runs, which exact percentiles need. Those are sorted
  * (per type, as typed arrays), never the events themselves.
  */
-export function computeMetrics(events: Iterable<HistoryEvent>, window: MetricsWindow): Metrics {
+export function computeMetrics(source: Iterable<HistoryEvent>, window: MetricsWindow): Metrics {
+  // Read twice (the figures, then the cost breakdown), so a one-shot iterable is materialised first.
+  const events: readonly HistoryEvent[] = Array.isArray(source) ? source : [...source];
   const sinceMs = window.since.getTime();
   const untilMs = window.until.getTime();
   if (Number.isNaN(sinceMs) || Number.isNaN(untilMs)) throw new RangeError('metrics window has an invalid date');
@@ -257,6 +314,7 @@ export function computeMetrics(events: Iterable<HistoryEvent>, window: MetricsWi
     costUsd: round6(costUsd),
     byType,
     series,
+    cost: costBreakdown(events, sinceMs, untilMs),
   };
 }
 

@@ -204,7 +204,7 @@ describe('GET /health', () => {
     const health = await json(await call('GET', '/health'), healthSchema);
     expect(health.status).toBe('healthy');
     const byName = Object.fromEntries(health.checks.map((c) => [c.name, c]));
-    expect(Object.keys(byName)).toEqual(['scheduler', 'backlog', 'error_rate', 'idle', 'approval_age', 'stop_flag']);
+    expect(Object.keys(byName)).toEqual(['scheduler', 'backlog', 'error_rate', 'idle', 'approval_age', 'stop_flag', 'budget']);
     // needs_action 2 + approved 1 + retry_wait 1 + the unadmitted note.
     expect(byName['backlog']).toMatchObject({ status: 'healthy', value: 5, threshold: 20 });
     expect(byName['scheduler']).toMatchObject({ status: 'healthy', value: 5, threshold: 60 });

@@ -106,8 +106,28 @@ describe('computeMetrics on a hand-built history', () => {
     const json = JSON.parse(JSON.stringify(m)) as Record<string, unknown>;
     expect(Object.keys(json)).toEqual([
       'since', 'until', 'completed', 'failed', 'retried', 'throughputPerHour', 'errorRate', 'latencyMs', 'costUsd',
-      'byType', 'series',
+      'byType', 'series', 'cost',
     ]);
+  });
+
+  it('breaks cost down per UTC day and per task', () => {
+    const day1 = Date.parse('2025-03-10T23:00:00Z');
+    const day2 = Date.parse('2025-03-11T01:00:00Z');
+    const r = computeMetrics(
+      [
+        ev('retry_wait', day1, { costUsd: 1, id: 'a' }),
+        ev('done', day2, { costUsd: 2, id: 'a' }),
+        ev('done', day2 + 1, { costUsd: 0.5, id: 'b' }),
+        ev('failed', day2 + 2, { costUsd: 10, id: 'c' }),
+      ],
+      { since: new Date('2025-03-10T00:00:00Z'), until: new Date('2025-03-12T00:00:00Z') },
+    );
+    expect(r.cost.perDay).toEqual([
+      { day: '2025-03-10', usd: 1 },
+      { day: '2025-03-11', usd: 12.5 },
+    ]);
+    // Per task: a 3, b 0.5, c 10 → nearest-rank p50 is 3, p95 is 10.
+    expect(r.cost.perTask).toEqual({ tasks: 3, avg: 4.5, p50: 3, p95: 10, max: 10 });
   });
 
   it('counts a completion without a duration but leaves latency alone', () => {
@@ -148,6 +168,7 @@ describe('computeMetrics edge cases', () => {
         { start: '2025-03-10T00:00:00.000Z', completed: 0, failed: 0, costUsd: 0, latencyMsAvg: 0 },
         { start: '2025-03-10T02:00:00.000Z', completed: 0, failed: 0, costUsd: 0, latencyMsAvg: 0 },
       ],
+      cost: { perDay: [], perTask: { tasks: 0, avg: 0, p50: 0, p95: 0, max: 0 } },
     });
   });
 

@@ -85,6 +85,16 @@ describe('the per-task persistence loop', () => {
     expect(status.budget.exhausted).toMatch(/daily budget exhausted/);
     const dry = JSON.parse((await vault.cli(['orchestrator', 'run', '--dry-run', '--json'])).stdout);
     expect(dry.stopped).toMatch(/daily budget/);
+    const health = await vault.cli(['orchestrator', 'health', '--json']);
+    expect(health.code).toBe(1); // degraded
+    const budgetCheck = JSON.parse(health.stdout).checks.find((c: { name: string }) => c.name === 'budget');
+    expect(budgetCheck).toMatchObject({ status: 'degraded', threshold: 0.05 });
+    expect(budgetCheck.message).toMatch(/daily budget exhausted/);
+    // What waits is estimated from what tasks of its type recently cost.
+    const queue = JSON.parse((await vault.cli(['orchestrator', 'queue', '--json'])).stdout);
+    expect(queue.tasks.map((t: { id: string }) => t.id)).toEqual(['c']);
+    expect(queue.tasks[0].estimatedCostUsd).toBeCloseTo(0.03, 6);
+    expect(queue.estimatedCostUsd).toBeCloseTo(0.03, 6);
 
     // The window moves on: a day later the spend has left it.
     const later = new Date(Date.now() + 25 * 3_600_000);
