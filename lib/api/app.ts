@@ -25,6 +25,7 @@ import { assertValidTaskId } from '../core/task.ts';
 import { bearerMatches, type ApiAuth } from './auth.ts';
 import type { ApiBackend, Caller } from './backend.ts';
 import { ApiError, mapError, type ErrorMapping } from './errors.ts';
+import { WEB_SECURITY_HEADERS, type WebAssets } from './web-assets.ts';
 
 /**
  * fte's HTTP API as a Hono app: plain `fetch(Request) → Response`, so the same app runs under the local Node server
@@ -47,6 +48,12 @@ export interface AppOptions {
   readonly identify?: (c: Context) => string;
   /** Called for 5xx errors, which the response describes only generically. */
   readonly onInternalError?: (err: unknown, mapping: ErrorMapping) => void;
+  /**
+   * The web dashboard's files (lib/api/web-assets.ts), served at `GET /` and `/web/*` without authentication: they
+   * hold no data, and the page calls the API with the bearer token like any client. Without this option (the cloud)
+   * there is no page.
+   */
+  readonly web?: WebAssets;
 }
 
 function errorResponse(mapping: Pick<ErrorMapping, 'status' | 'code' | 'message'>, headers: Record<string, string> = {}): Response {
@@ -129,10 +136,15 @@ export function createApp(options: AppOptions): Hono {
   });
   app.notFound((c) => errorResponse({ status: 404, code: 'NOT_FOUND', message: `no route ${c.req.method} ${c.req.path}` }));
 
+  // The dashboard's static files are the only thing served without the token: a browser's first request cannot carry
+  // a bearer header, and they contain no data — the page reads everything through the API with the token the operator
+  // gave it (docs/API.md, "Web dashboard"). Only GET and HEAD of exactly these paths are public.
+  const web = options.web;
+  const isPublic = (c: Context): boolean => web !== undefined && (c.req.method === 'GET' || c.req.method === 'HEAD') && web.has(c.req.path);
+
   // Authentication comes before anything reads the body, so an unauthenticated caller cannot make fte buffer 64 KiB.
-  // (A web page served at GET / will need its own rule here: a browser's first request carries no bearer header.)
   app.use('*', async (c, next) => {
-    if (auth.kind === 'bearer' && !bearerMatches(c.req.header('authorization'), auth.token)) {
+    if (auth.kind === 'bearer' && !isPublic(c) && !bearerMatches(c.req.header('authorization'), auth.token)) {
       return errorResponse(
         { status: 401, code: 'UNAUTHORIZED', message: 'missing or invalid bearer token (Authorization: Bearer <token from .fte/api-token>)' },
         // The body (if any) is left unread; a keep-alive client must not send its next request down this connection.
@@ -153,6 +165,10 @@ export function createApp(options: AppOptions): Hono {
         ),
     }),
   );
+
+  for (const asset of web?.values() ?? []) {
+    app.get(asset.path, () => new Response(asset.body, { status: 200, headers: { 'content-type': asset.contentType, ...WEB_SECURITY_HEADERS } }));
+  }
 
   // Reads.
   app.get('/status', async () => respond(statusSchema, await backend.status()));

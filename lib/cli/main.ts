@@ -57,7 +57,8 @@ function withVault(command: Command): Command {
 function readsFrom(command: Command): Command {
   return withVault(command)
     .option('--endpoint <url>', 'read from this fte API instead of the vault (e.g. http://127.0.0.1:8787)')
-    .option('--token <token>', 'bearer token for --endpoint (default: $FTE_API_TOKEN)');
+    .option('--token <token>', 'bearer token for --endpoint (default: $FTE_API_TOKEN)')
+    .option('--auth <mode>', 'token or sigv4 (AWS credentials; the default for an execute-api URL)');
 }
 
 function watchable(command: Command): Command {
@@ -111,7 +112,8 @@ export function buildProgram(setExit: (code: number) => void): Command {
         orchestrator
           .command('dashboard')
           .description('status, running tasks, queue head, recent completions and key metrics on one screen')
-          .option('--since <when>', 'metrics window start (30m, 24h, 7d or ISO)', '24h'),
+          .option('--since <when>', 'metrics window start (30m, 24h, 7d or ISO)', '24h')
+          .option('--web', 'print the link of the web dashboard the running orchestrator serves (it carries the API token)'),
       ),
     ),
     dashboardCommand,

@@ -3,6 +3,8 @@ import { join } from 'node:path';
 import type { TimeWindow } from '../app/reads.ts';
 import type { ApiReads } from '../api/backend.ts';
 import { ApiClient, ApiUnavailableError } from '../api/client.ts';
+import type { ApiClientAuth } from '../api/client.ts';
+import { SigV4RegionError, isExecuteApiUrl, regionForEndpoint } from '../api/sigv4.ts';
 import type { Config } from '../core/config.ts';
 import { STATE_DIR } from '../core/vault-layout.ts';
 import { openLocalReads } from '../local/api-backend.ts';
@@ -14,7 +16,8 @@ import { resolveVault } from './vault-option.ts';
 /**
  * Where the observability commands (metrics, health, queue, dashboard) read from, in this order:
  *
- * 1. `--endpoint URL` — any fte API (another machine's, the cloud's), with `--token` or `$FTE_API_TOKEN`;
+ * 1. `--endpoint URL` — any fte API (another machine's, the cloud's): with `--token` or `$FTE_API_TOKEN`, or — for the
+ *    cloud API, chosen by its execute-api host name or `--auth sigv4` — signed with SigV4 from the AWS credential chain;
  * 2. the vault's running orchestrator, when `.fte/api.json` names a live process — its figures include what only that
  *    process knows (its own CPU and memory) and reading through it keeps the CLI off the database;
  * 3. the vault's store directly, read-only — no orchestrator needs to run.
@@ -28,6 +31,8 @@ export interface ReadSourceOptions {
   config?: string;
   endpoint?: string;
   token?: string;
+  /** `token` or `sigv4`; by default sigv4 for an API Gateway host (`*.execute-api.<region>.amazonaws.com`), else token. */
+  auth?: string;
 }
 
 export interface CliReads {
@@ -48,6 +53,29 @@ function checkedEndpoint(endpoint: string): string {
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new UsageError('--endpoint must be an http:// or https:// URL');
   return url.toString();
+}
+
+/**
+ * How to authenticate to `--endpoint`. The cloud API refuses anything unsigned, so its execute-api host name picks
+ * SigV4 by itself; `--auth` decides for a custom domain in front of it (or forces a bearer token).
+ */
+export function endpointAuth(
+  endpoint: string,
+  options: Pick<ReadSourceOptions, 'auth' | 'token'>,
+  env: NodeJS.ProcessEnv = process.env,
+): ApiClientAuth | undefined {
+  const mode = options.auth ?? (isExecuteApiUrl(endpoint) ? 'sigv4' : 'token');
+  if (mode === 'token') {
+    const token = options.token ?? env['FTE_API_TOKEN'];
+    return token === undefined || token === '' ? undefined : { kind: 'token', token };
+  }
+  if (mode !== 'sigv4') throw new UsageError(`--auth must be token or sigv4, not ${JSON.stringify(mode)}`);
+  try {
+    return { kind: 'sigv4', region: regionForEndpoint(endpoint, env) };
+  } catch (err) {
+    if (err instanceof SigV4RegionError) throw new UsageError(err.message);
+    throw err;
+  }
 }
 
 /** Reads through `primary` until it is unreachable, then through `fallback()` for good. */
@@ -106,7 +134,8 @@ export function openCliReads(options: ReadSourceOptions, env: NodeJS.ProcessEnv 
     const vaultValue = options.vault ?? env['FTE_VAULT'];
     const vault = vaultValue !== undefined && vaultValue !== '' && existsSync(vaultValue) ? vaultValue : undefined;
     const { config } = loadConfig({ configPath: options.config, vault, env });
-    const client = new ApiClient({ baseUrl, token: options.token ?? env['FTE_API_TOKEN'] });
+    const auth = endpointAuth(baseUrl, options, env);
+    const client = new ApiClient({ baseUrl, ...(auth !== undefined ? { auth } : {}) });
     return { reads: client, config, describe: () => baseUrl, close: async () => {} };
   }
 

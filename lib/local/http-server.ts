@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { createApp } from '../api/app.ts';
 import type { ApiBackend } from '../api/backend.ts';
 import type { ErrorMapping } from '../api/errors.ts';
+import { loadWebAssets, type WebAssets } from '../api/web-assets.ts';
 
 /**
  * The local runtime serves the API on the loopback interface only, behind a bearer token kept in the vault's state
@@ -23,7 +24,7 @@ export const LOOPBACK = '127.0.0.1';
 
 export class ApiServerError extends Error {
   constructor(
-    readonly code: 'API_PORT_IN_USE' | 'API_LISTEN_FAILED' | 'API_TOKEN_INVALID',
+    readonly code: 'API_PORT_IN_USE' | 'API_LISTEN_FAILED' | 'API_TOKEN_INVALID' | 'API_WEB_ASSETS_MISSING',
     message: string,
     options?: { cause?: unknown },
   ) {
@@ -91,6 +92,8 @@ export interface ApiServerOptions {
   /** Write `.fte/api.json` while serving (default true). */
   readonly advertise?: boolean;
   readonly onInternalError?: (err: unknown, mapping: ErrorMapping) => void;
+  /** Serve the web dashboard at `GET /` (default true); the files are lib/api/web/. */
+  readonly web?: boolean | WebAssets;
 }
 
 export interface RunningApiServer {
@@ -99,7 +102,24 @@ export interface RunningApiServer {
   readonly host: string;
   readonly token: string;
   readonly server: Server;
+  /** The web dashboard's link, token in the #fragment (never sent to the server); null when no page is served. */
+  readonly dashboardUrl: string | null;
   close(): Promise<void>;
+}
+
+/**
+ * The web dashboard's link for an API at `apiUrl`. The token goes in the #fragment: a browser keeps it to itself (no
+ * request line, no server log, no Referer), and the page moves it into sessionStorage and off the address bar.
+ */
+export function dashboardLink(apiUrl: string, token: string | null, refreshSeconds?: number): string {
+  const base = new URL(apiUrl);
+  base.pathname = base.pathname.endsWith('/') ? base.pathname : `${base.pathname}/`;
+  base.search = '';
+  const fragment = new URLSearchParams();
+  if (token !== null) fragment.set('token', token);
+  if (refreshSeconds !== undefined) fragment.set('refresh', String(refreshSeconds));
+  base.hash = fragment.toString();
+  return base.toString();
 }
 
 function writeDiscovery(stateDir: string, discovery: ApiDiscovery): void {
@@ -126,10 +146,21 @@ function removeDiscovery(stateDir: string): void {
 export async function startApiServer(options: ApiServerOptions): Promise<RunningApiServer> {
   const host = options.host ?? LOOPBACK;
   const token = ensureApiToken(options.stateDir);
+  let web: WebAssets | undefined;
+  if (options.web === undefined || options.web === true) {
+    try {
+      web = loadWebAssets();
+    } catch (err) {
+      throw new ApiServerError('API_WEB_ASSETS_MISSING', `cannot serve the web dashboard: ${(err as Error).message}`, { cause: err });
+    }
+  } else if (options.web !== false) {
+    web = options.web;
+  }
   const app = createApp({
     backend: options.backend,
     auth: { kind: 'bearer', token },
     ...(options.onInternalError !== undefined ? { onInternalError: options.onInternalError } : {}),
+    ...(web !== undefined ? { web } : {}),
   });
   const server = await new Promise<Server>((resolve, reject) => {
     const created = serve({ fetch: app.fetch, port: options.port, hostname: host }) as Server;
@@ -161,6 +192,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<Running
     host,
     token,
     server,
+    dashboardUrl: web === undefined ? null : dashboardLink(url, token),
     close: async () => {
       if (closed) return;
       closed = true;

@@ -1,10 +1,16 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { HealthReportWire } from '../../app/contracts.ts';
 import { DEFAULT_WINDOW_MS, type TimeWindow } from '../../app/reads.ts';
 import { healthExitCode } from '../../core/health.ts';
 import { parseSince } from '../../core/since.ts';
+import { STATE_DIR } from '../../core/vault-layout.ts';
+import { loadConfig } from '../../local/config-file.ts';
+import { API_TOKEN_FILE, dashboardLink, readApiDiscovery } from '../../local/http-server.ts';
 import { formatDashboard, formatHealth, formatMetrics } from '../format.ts';
 import { colorEnabled, paint, printJson, reportError, UsageError, EXIT_OK } from '../output.ts';
 import { withCliReads, type ReadSourceOptions } from '../read-source.ts';
+import { resolveVault } from '../vault-option.ts';
 import { watchLoop } from '../watch.ts';
 
 /**
@@ -83,10 +89,78 @@ export function frameError(err: unknown, color: boolean): { text: string; json: 
 
 export interface DashboardOptions extends ObserveOptions, WatchFlags {
   since?: string;
+  /** Print the web dashboard's link instead of the dashboard. */
+  web?: boolean;
+}
+
+/** `--web` on a vault whose orchestrator serves no API: there is no page to link to. */
+export class ApiNotRunningError extends Error {
+  readonly code = 'API_NOT_RUNNING' as const;
+  constructor(message: string) {
+    super(message);
+    this.name = 'ApiNotRunningError';
+  }
+}
+
+export interface WebLink {
+  /** The page's link, the token in its #fragment. */
+  url: string;
+  /** The API it reads. */
+  api: string;
+  refreshSeconds: number;
+}
+
+/**
+ * The web dashboard's link: the running orchestrator's API (from `.fte/api.json`) with the vault's token, or
+ * `--endpoint` with `--token`/`$FTE_API_TOKEN`. The token is put in the #fragment, which the browser never sends.
+ */
+export function webDashboardLink(options: DashboardOptions, env: NodeJS.ProcessEnv = process.env): WebLink {
+  if (options.endpoint !== undefined) {
+    const token = options.token ?? env['FTE_API_TOKEN'] ?? null;
+    let api: string;
+    try {
+      api = new URL(options.endpoint).toString();
+    } catch {
+      throw new UsageError(`--endpoint ${JSON.stringify(options.endpoint)} is not a URL (e.g. http://127.0.0.1:8787)`);
+    }
+    // As for reads from --endpoint: a vault named (or in $FTE_VAULT) only contributes its settings.
+    const vaultValue = options.vault ?? env['FTE_VAULT'];
+    const vault = vaultValue !== undefined && vaultValue !== '' && existsSync(vaultValue) ? vaultValue : undefined;
+    const { config } = loadConfig({ configPath: options.config, vault, env });
+    return { url: dashboardLink(api, token, config.dashboard.refresh_interval), api, refreshSeconds: config.dashboard.refresh_interval };
+  }
+  const vault = resolveVault(options.vault, env);
+  const { config } = loadConfig({ configPath: options.config, vault, env });
+  const stateDir = join(vault, STATE_DIR);
+  const discovery = readApiDiscovery(stateDir);
+  if (discovery === null) {
+    throw new ApiNotRunningError(`no orchestrator serves an API for ${vault}; start one with \`fte orchestrator run\` (without --no-api)`);
+  }
+  let token: string;
+  try {
+    token = readFileSync(join(stateDir, API_TOKEN_FILE), 'utf8').trim();
+  } catch (err) {
+    throw new ApiNotRunningError(`the API token ${join(stateDir, API_TOKEN_FILE)} cannot be read: ${(err as Error).message}`);
+  }
+  const refreshSeconds = config.dashboard.refresh_interval;
+  return { url: dashboardLink(discovery.url, token, refreshSeconds), api: discovery.url, refreshSeconds };
 }
 
 export async function dashboardCommand(options: DashboardOptions): Promise<number> {
   if (options.since !== undefined) parseSince(options.since, new Date());
+  if (options.web) {
+    if (options.watch) throw new UsageError('--web prints the web dashboard’s link; it cannot be combined with --watch');
+    const link = webDashboardLink(options);
+    if (options.json) printJson(link);
+    else {
+      const color = colorEnabled();
+      process.stdout.write(
+        `Web dashboard of ${link.api} (refreshes every ${link.refreshSeconds} s).\n` +
+          `${paint('yellow', 'The link carries the API token: keep it as private as .fte/api-token.', color)}\n\n${link.url}\n`,
+      );
+    }
+    return EXIT_OK;
+  }
   return withCliReads(options, async (source) => {
     const color = colorEnabled();
     const render = async (): Promise<{ text: string; json: unknown }> => {
