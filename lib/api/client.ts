@@ -25,6 +25,8 @@ import {
 } from '../app/contracts.ts';
 import type { TimeWindow } from '../app/reads.ts';
 import type { ApiBackend, Caller } from './backend.ts';
+import type { SigV4Options } from './sigv4.ts';
+import type { SigV4Signer } from './sigv4-signer.ts';
 
 /**
  * A client of fte's HTTP API that is itself an ApiBackend, so the CLI reads a running orchestrator (or the cloud API)
@@ -48,10 +50,23 @@ export class ApiUnavailableError extends Error {
   readonly code = 'API_UNAVAILABLE' as const;
 }
 
+/** A request could not be signed: no AWS credentials found, or they could not be refreshed. */
+export class ApiSigningError extends Error {
+  readonly code = 'AWS_SIGNING_FAILED' as const;
+}
+
+/**
+ * How the client proves who it is. `token`: the local API's bearer token. `sigv4`: AWS Signature Version 4 with the
+ * caller's AWS credentials, which the cloud API (API Gateway with IAM auth) requires on every request.
+ */
+export type ApiClientAuth = { readonly kind: 'token'; readonly token: string } | ({ readonly kind: 'sigv4' } & SigV4Options);
+
 export interface ApiClientOptions {
   readonly baseUrl: string;
-  /** Sent as `Authorization: Bearer <token>` when given. */
+  /** Sent as `Authorization: Bearer <token>` when given (and `auth` is not). */
   readonly token?: string | undefined;
+  /** Overrides `token` when given. */
+  readonly auth?: ApiClientAuth;
   readonly timeoutMs?: number;
   readonly fetch?: typeof fetch;
 }
@@ -59,22 +74,46 @@ export interface ApiClientOptions {
 export class ApiClient implements ApiBackend {
   private readonly base: string;
   private readonly doFetch: typeof fetch;
+  private signer: Promise<SigV4Signer> | null = null;
 
   constructor(private readonly options: ApiClientOptions) {
     this.base = options.baseUrl.replace(/\/+$/, '');
     this.doFetch = options.fetch ?? fetch;
   }
 
+  /**
+   * The headers that authenticate a request. A SigV4 signature covers the method, the URL, these headers and the body,
+   * so it is computed last, over exactly what is sent.
+   */
+  private async authenticate(method: string, url: string, headers: Record<string, string>, body: string | undefined): Promise<Record<string, string>> {
+    const auth = this.options.auth;
+    if (auth === undefined || auth.kind === 'token') {
+      const token = auth?.token ?? this.options.token;
+      return token !== undefined && token !== '' ? { ...headers, authorization: `Bearer ${token}` } : headers;
+    }
+    // The AWS SDK's credential chain is loaded only by a client that signs.
+    this.signer ??= import('./sigv4-signer.ts').then((m) => m.createSigV4Signer(auth));
+    try {
+      return await (await this.signer).sign({ method, url: new URL(url), headers, ...(body !== undefined ? { body } : {}) });
+    } catch (err) {
+      throw new ApiSigningError(`cannot sign the request to ${this.base} with AWS credentials: ${err instanceof Error ? err.message : String(err)}`, {
+        cause: err,
+      });
+    }
+  }
+
   private async request(method: 'GET' | 'POST', path: string, body?: unknown): Promise<Response> {
     const headers: Record<string, string> = { accept: 'application/json' };
-    if (this.options.token !== undefined && this.options.token !== '') headers['authorization'] = `Bearer ${this.options.token}`;
     if (body !== undefined) headers['content-type'] = 'application/json';
+    const url = `${this.base}${path}`;
+    const text = body !== undefined ? JSON.stringify(body) : undefined;
+    const sent = await this.authenticate(method, url, headers, text);
     let response: Response;
     try {
-      response = await this.doFetch(`${this.base}${path}`, {
+      response = await this.doFetch(url, {
         method,
-        headers,
-        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+        headers: sent,
+        ...(text !== undefined ? { body: text } : {}),
         signal: AbortSignal.timeout(this.options.timeoutMs ?? 10_000),
       });
     } catch (err) {

@@ -40,6 +40,8 @@ const STATUS_OF_CODE: Readonly<Record<string, ApiStatus>> = {
   INVALID_TRANSITION: 409,
   STALE_WRITE: 409,
   VAULT_CONFLICT: 409,
+  // Cloud: an approval that arrived before the state machine's approval wait stored its token; asking again works.
+  APPROVAL_NOT_READY: 409,
   // The store cannot be used right now; retrying later may work.
   STORE_UNAVAILABLE: 503,
 };

@@ -1,5 +1,3 @@
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { CfnOutput, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import type { StackProps } from 'aws-cdk-lib';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
@@ -17,7 +15,7 @@ import { Monitoring } from './monitoring.ts';
 import { applyNagSuppressions } from './nag-suppressions.ts';
 import { RunnerCompute } from './runner-compute.ts';
 import { CONFIG_JSON_ENV, STATE_MACHINE_ARN_ENV } from './runtime-env.ts';
-import { CONTEXT_KEYS, REPO_ROOT, runtimeConfig } from './settings.ts';
+import { runtimeConfig } from './settings.ts';
 import type { CloudSettings } from './settings.ts';
 import { TaskStateMachine } from './task-state-machine.ts';
 
@@ -32,6 +30,16 @@ export const LAMBDA_ENTRIES = {
 export interface FteStackProps extends StackProps {
   readonly settings: CloudSettings;
 }
+
+/** The API Lambda's table actions (see the grant below). TransactWriteItems is authorised per contained action. */
+export const API_TABLE_ACTIONS = [
+  'dynamodb:GetItem',
+  'dynamodb:Query',
+  'dynamodb:Scan',
+  'dynamodb:PutItem',
+  'dynamodb:UpdateItem',
+  'dynamodb:ConditionCheckItem',
+] as const;
 
 /** Lambda environment variables share 4 KB; the config must leave room for the rest. */
 const MAX_CONFIG_JSON_BYTES = 3_000;
@@ -167,24 +175,28 @@ export class FteStack extends Stack {
       })],
     });
 
+    // On unless `-c fteApi=false`: without it the CLI and any dashboard can only read CloudWatch, and approvals would
+    // need someone to complete task tokens by hand.
     if (settings.api) {
-      if (!existsSync(join(REPO_ROOT, LAMBDA_ENTRIES.api))) {
-        throw new ConfigError(
-          [{ path: `context.${CONTEXT_KEYS.api}`, message: `the API is on but ${LAMBDA_ENTRIES.api} does not exist` }],
-          'CDK context',
-        );
-      }
       this.apiFunction = new FteFunction(this, 'Api', {
         entry: LAMBDA_ENTRIES.api,
         description: 'fte: the HTTP API (status, queue, metrics, health, tasks, approve/reject, stop/resume)',
-        environment: { ...baseEnv, [STATE_MACHINE_ARN_ENV]: stateMachine.stateMachineArn },
+        // Tokens name their execution; the API needs no state machine ARN, only the right to answer its waits.
+        environment: baseEnv,
+        // API Gateway gives up on an integration after 30 s; the Lambda stops first so the error is its own.
         timeout: Duration.seconds(29),
+        // The dashboard and metrics fold a day of history in memory; more memory is also more CPU for that.
         memorySize: 512,
       });
-      this.table.grantReadWriteData(this.apiFunction);
-      // approve/reject end the approval wait by completing its task token.
-      stateMachine.grantTaskResponse(this.apiFunction);
-      this.api = new FteApi(this, 'Api', { handler: this.apiFunction });
+      // What DynamoTaskStore sends for the API: reads (items, the byState index, a scan for the whole list and long
+      // history ranges), new tasks with their bodies and decisions (transactions of Put / Update / ConditionCheck), the
+      // stop flag. No Delete or Batch* (it never sends them), and nothing of the table's streams.
+      this.table.grant(this.apiFunction, ...API_TABLE_ACTIONS);
+      // approve/reject end the approval wait with SendTaskSuccess; SendTaskFailure is the wait's other answer (the
+      // machine records a failed wait as expired). Only these two, and only on this machine: grantTaskResponse would
+      // add SendTaskHeartbeat, which no approval wait uses.
+      stateMachine.grant(this.apiFunction, 'states:SendTaskSuccess', 'states:SendTaskFailure');
+      this.api = new FteApi(this, 'HttpApi', { handler: this.apiFunction });
       new CfnOutput(this, 'ApiUrl', { value: this.api.httpApi.apiEndpoint });
     } else {
       this.apiFunction = null;

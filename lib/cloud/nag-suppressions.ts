@@ -33,8 +33,9 @@ export function applyNagSuppressions(stack: FteStack): void {
           id: 'AwsSolutions-IAM5',
           appliesTo: [tableIndexes],
           reason:
-            'grantReadWriteData names the table\'s indexes as <table ARN>/index/*; this table has one index ' +
-            '(byState), so the pattern grants that index of this table and nothing else.',
+            'The table grants (grantReadWriteData, and the API\'s narrower table.grant) name the table\'s indexes as ' +
+            '<table ARN>/index/*; this table has one index (byState), so the pattern grants that index of this ' +
+            'table and nothing else.',
         },
       ], true);
     }

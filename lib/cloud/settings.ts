@@ -24,7 +24,7 @@ export interface CloudSettings {
   readonly config: Config;
   /** The file the settings came from, for messages and the dashboard. */
   readonly configSource: string;
-  /** Serve the HTTP API (lambda/api.ts) behind API Gateway with IAM auth. */
+  /** Serve the HTTP API (lambda/api.ts) behind API Gateway with IAM auth; on by default, `-c fteApi=false` turns it off. */
   readonly api: boolean;
   readonly claudeAuth: ClaudeAuth;
   /** Subscribe this address to the alarm topic; with neither this nor alarmTopicArn, alarms only show in CloudWatch. */
@@ -64,7 +64,7 @@ const FARGATE_MEMORY_MIB: Readonly<Record<number, readonly [number, number]>> = 
 const contextSchema = z
   .object({
     [CONTEXT_KEYS.config]: z.string().min(1).default(DEFAULT_CONFIG_PATH),
-    [CONTEXT_KEYS.api]: flag.default(false),
+    [CONTEXT_KEYS.api]: flag.default(true),
     [CONTEXT_KEYS.claudeAuth]: z.enum(['anthropic', 'bedrock']).default('anthropic'),
     [CONTEXT_KEYS.alarmEmail]: z.email().optional(),
     [CONTEXT_KEYS.alarmTopicArn]: z.string().regex(/^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[\w-]+$/).optional(),

@@ -11,10 +11,10 @@ import type { IConstruct } from 'constructs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { FteApi } from '../../lib/cloud/api.ts';
 import { FTE_METRICS } from '../../lib/cloud/monitoring.ts';
-import { CONFIG_JSON_ENV, STATE_MACHINE_ARN_ENV } from '../../lib/cloud/runtime-env.ts';
-import { LAMBDA_ENTRIES } from '../../lib/cloud/fte-stack.ts';
-import { REPO_ROOT } from '../../lib/cloud/settings.ts';
+import { METRICS as HANDLER_METRICS } from '../../lambda/observability.ts';
+import { CONFIG_JSON_ENV, RUNNER_PUT_ITEM_ATTRIBUTES, STATE_MACHINE_ARN_ENV } from '../../lib/cloud/runtime-env.ts';
 import { TABLE, TABLE_NAME_ENV } from '../../lib/aws/table-design.ts';
+import { API_TABLE_ACTIONS } from '../../lib/cloud/fte-stack.ts';
 import { defaultConfig, validateConfig } from '../../lib/core/config.ts';
 import { ConfigError } from '../../lib/core/errors.ts';
 import { renderDefinition } from './asl.ts';
@@ -34,6 +34,7 @@ interface Resource {
   DeletionPolicy?: string;
 }
 interface Statement {
+  Sid?: string;
   Effect: string;
   Action: string | string[];
   Resource: unknown;
@@ -58,9 +59,10 @@ function only(type: string): Resource {
   return (found[0] as [string, Resource])[1];
 }
 
-function functionByEntry(name: 'Ingest' | 'Scheduler' | 'Step'): Resource {
+function functionByEntry(name: 'Ingest' | 'Scheduler' | 'Step' | 'Api'): Resource {
   const { stack } = synthesized;
-  const fn = { Ingest: stack.ingestFunction, Scheduler: stack.schedulerFunction, Step: stack.stepFunction }[name];
+  const fn = { Ingest: stack.ingestFunction, Scheduler: stack.schedulerFunction, Step: stack.stepFunction, Api: stack.apiFunction }[name];
+  if (fn === null) throw new Error(`the stack has no ${name} function`);
   return template.toJSON()['Resources'][logicalId(fn)] as Resource;
 }
 
@@ -139,7 +141,7 @@ describe('intake', () => {
 
 describe('Lambdas', () => {
   it('are Node 22 ESM bundles of the handler files, with the table and the validated settings', () => {
-    for (const name of ['Ingest', 'Scheduler', 'Step'] as const) {
+    for (const name of ['Ingest', 'Scheduler', 'Step', 'Api'] as const) {
       const fn = functionByEntry(name);
       expect(fn.Properties['Runtime']).toBe('nodejs22.x');
       expect(fn.Properties['Handler']).toBe('index.handler');
@@ -156,7 +158,7 @@ describe('Lambdas', () => {
 
   it('were bundled by the local esbuild to one ESM file each; sizes are reported', () => {
     const sizes: Record<string, { js: number; gzip: number }> = {};
-    for (const name of ['Ingest', 'Scheduler', 'Step'] as const) {
+    for (const name of ['Ingest', 'Scheduler', 'Step', 'Api'] as const) {
       const assetPath = functionByEntry(name).Metadata?.['aws:asset:path'];
       expect(typeof assetPath).toBe('string');
       const file = join(synthesized.app.outdir, String(assetPath), 'index.mjs');
@@ -224,8 +226,11 @@ describe('state machine', () => {
         LaunchType: 'FARGATE',
         NetworkConfiguration: { AwsvpcConfiguration: { AssignPublicIp: 'ENABLED' } },
       });
-      expect(state?.TimeoutSeconds).toBe(defaultConfig().orchestrator.claude_timeout + 15 * 60);
     }
+    // A planning run is one Claude run; an execution is the persistence loop, up to max_iterations of them.
+    const { claude_timeout, max_iterations } = defaultConfig().orchestrator;
+    expect(definition.States['RunPlan']?.TimeoutSeconds).toBe(claude_timeout + 15 * 60);
+    expect(definition.States['RunExecute']?.TimeoutSeconds).toBe(claude_timeout * max_iterations + 15 * 60);
   });
 });
 
@@ -272,16 +277,29 @@ describe('network and runner', () => {
     const statements = statementsOf('RunnerRunnerTaskTaskRole');
     for (const statement of statements) {
       expect(statement.Resource).toEqual({ 'Fn::GetAtt': [expect.stringMatching(/^Tasks/), 'Arn'] });
+      if (statement.Sid === 'ReadControlItem') continue;
       expect(statement.Condition?.['ForAllValues:StringLike']).toEqual({ 'dynamodb:LeadingKeys': ['TASK#*'] });
     }
+    // The one thing outside task partitions: READING the control item, where the persistence loop finds the stop flag
+    // and the budget block it pauses on between iterations.
+    const control = statements.find((s) => s.Sid === 'ReadControlItem');
+    expect(control?.Action).toBe('dynamodb:GetItem');
+    expect(control?.Condition).toEqual({ 'ForAllValues:StringEquals': { 'dynamodb:LeadingKeys': ['CONTROL'] } });
     const update = statements.find((s) => s.Action === 'dynamodb:UpdateItem');
     expect(update?.Condition?.['ForAllValues:StringEquals']).toEqual({ 'dynamodb:Attributes': ['pk', 'sk', 'costUsd', 'version'] });
     const put = statements.find((s) => s.Action === 'dynamodb:PutItem');
     const putAttributes = (put?.Condition?.['ForAllValues:StringEquals'] as { 'dynamodb:Attributes': string[] })['dynamodb:Attributes'];
-    for (const forbidden of ['state', 'approvalBy', 'approvalAt', 'taskToken', 'stopRequested', 'gsi1pk']) {
+    for (const forbidden of ['state', 'approvalBy', 'approvalAt', 'taskToken', 'stopRequested', 'budget', 'gsi1pk']) {
       expect(putAttributes).not.toContain(forbidden);
     }
-    expect(actions(statements).sort()).toEqual(['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query', 'dynamodb:UpdateItem']);
+    expect(putAttributes).toEqual([...RUNNER_PUT_ITEM_ATTRIBUTES]);
+    expect(actions(statements).sort()).toEqual([
+      'dynamodb:GetItem',
+      'dynamodb:GetItem',
+      'dynamodb:PutItem',
+      'dynamodb:Query',
+      'dynamodb:UpdateItem',
+    ]);
   });
 });
 
@@ -335,10 +353,13 @@ describe('alarms and dashboard', () => {
     });
   });
 
-  it('alarm on the error rate and idle time from state machine metrics', () => {
+  it('alarm on the error rate and idle time from the tasks the step handler counts finished', () => {
     const errorRate = alarm('ErrorRate').Properties;
     expect(errorRate['Threshold']).toBe(health.max_error_rate);
-    expect(JSON.stringify(errorRate['Metrics'])).toContain('ExecutionsFailed');
+    const used = JSON.stringify(errorRate['Metrics']);
+    expect(used).toContain(`"MetricName":"${FTE_METRICS.failed}"`);
+    expect(used).toContain(`"MetricName":"${FTE_METRICS.succeeded}"`);
+    expect(used).toContain(`"Period":${health.error_rate_window}`);
     const idle = alarm('MonitoringIdle').Properties;
     const metrics = idle['Metrics'] as { Id: string; MetricStat?: { Period: number; Metric: { MetricName: string } } }[];
     expect(metrics.find((m) => m.Id === 'q')?.MetricStat).toMatchObject({ Period: health.max_idle_time, Metric: { MetricName: 'QueueDepth' } });
@@ -346,11 +367,18 @@ describe('alarms and dashboard', () => {
 
   it('alarm on the dead-letter queue, every Lambda\'s errors, a silent scheduler and timed-out executions', () => {
     expect(alarm('DeadLetterQueue').Properties).toMatchObject({ MetricName: 'ApproximateNumberOfMessagesVisible', Threshold: 0 });
-    for (const name of ['Ingest', 'Scheduler', 'Step']) {
+    for (const name of ['Ingest', 'Scheduler', 'Step', 'Api']) {
       expect(alarm(`${name}Errors`).Properties).toMatchObject({ MetricName: 'Errors', Namespace: 'AWS/Lambda' });
     }
     expect(alarm('SchedulerSilent').Properties).toMatchObject({ MetricName: 'Invocations', TreatMissingData: 'breaching' });
     expect(alarm('ExecutionsTimedOut').Properties).toMatchObject({ MetricName: 'ExecutionsTimedOut' });
+  });
+
+  it('read the metrics by the names the handlers write', () => {
+    for (const key of ['queueDepth', 'oldestQueuedAge', 'oldestApprovalAge', 'running', 'started', 'succeeded', 'failed'] as const) {
+      expect(FTE_METRICS[key]).toBe(HANDLER_METRICS[key]);
+    }
+    expect(FTE_METRICS.namespace).toBe(HANDLER_METRICS.namespace);
   });
 
   it('notify nobody without a topic, and have a dashboard', () => {
@@ -412,7 +440,8 @@ describe('settings', () => {
     variant.template.hasResourceProperties('AWS::Events::Rule', { ScheduleExpression: 'rate(5 minutes)' });
     const definition = renderDefinition(variant.template);
     expect(definition.States['AwaitApproval']?.TimeoutSeconds).toBe(7200);
-    expect(definition.States['RunExecute']?.TimeoutSeconds).toBe(1800 + 900);
+    expect(definition.States['RunPlan']?.TimeoutSeconds).toBe(1800 + 900);
+    expect(definition.States['RunExecute']?.TimeoutSeconds).toBe(1800 * defaultConfig().orchestrator.max_iterations + 900);
     const backlog = Object.entries(variant.template.findResources('AWS::CloudWatch::Alarm')).find(([id]) => id.includes('Backlog'));
     expect((backlog?.[1] as Resource).Properties['Threshold']).toBe(7);
   });
@@ -427,20 +456,61 @@ describe('settings', () => {
 });
 
 describe('the HTTP API', () => {
-  it('is off by default', () => {
-    template.resourceCountIs('AWS::ApiGatewayV2::Api', 0);
+  it('is on by default: API Gateway (HTTP API) with IAM auth on every route, in front of the API Lambda', () => {
+    template.resourceCountIs('AWS::ApiGatewayV2::Api', 1);
+    template.hasResourceProperties('AWS::ApiGatewayV2::Api', { ProtocolType: 'HTTP' });
+    const routes = resources('AWS::ApiGatewayV2::Route');
+    expect(routes.map(([, r]) => r.Properties['RouteKey'])).toEqual(['$default']);
+    for (const [, route] of routes) expect(route.Properties['AuthorizationType']).toBe('AWS_IAM');
+    const api = synthesized.stack.apiFunction;
+    expect(api).not.toBeNull();
+    // The integration invokes the API Lambda with payload format 2.0, which lambda/api.ts (hono/aws-lambda) reads.
+    template.hasResourceProperties('AWS::ApiGatewayV2::Integration', {
+      IntegrationType: 'AWS_PROXY',
+      PayloadFormatVersion: '2.0',
+      IntegrationUri: { 'Fn::GetAtt': [logicalId(api as IConstruct), 'Arn'] },
+    });
+    expect(Object.keys(template.findOutputs('ApiUrl'))).toEqual(['ApiUrl']);
   });
 
-  it('is served from lambda/api.ts with IAM auth when on, and cannot be turned on without that file', () => {
-    if (existsSync(join(REPO_ROOT, LAMBDA_ENTRIES.api))) {
-      const variant = synthFteStack({ context: { fteApi: 'true' }, nag: true });
-      variant.template.hasResourceProperties('AWS::ApiGatewayV2::Route', { RouteKey: '$default', AuthorizationType: 'AWS_IAM' });
-      expect(Annotations.fromStack(variant.stack).findError('*', Match.stringLikeRegexp('AwsSolutions-.*'))).toEqual([]);
-    } else {
-      expect(() => synthFteStack({ context: { fteApi: 'true' } })).toThrow(
-        /context\.fteApi: the API is on but lambda\/api\.ts does not exist/,
-      );
+  it('logs every access with the caller’s IAM identity, kept 30 days', () => {
+    const stage = only('AWS::ApiGatewayV2::Stage');
+    expect(stage.Properties['StageName']).toBe('$default');
+    const settings = stage.Properties['AccessLogSettings'] as { DestinationArn: unknown; Format: string };
+    expect(settings.DestinationArn).toEqual({ 'Fn::GetAtt': [expect.stringMatching(/AccessLogs/), 'Arn'] });
+    expect(Object.keys(JSON.parse(settings.Format) as Json)).toEqual(
+      expect.arrayContaining(['requestId', 'userArn', 'caller', 'method', 'path', 'status']),
+    );
+  });
+
+  it('gives the API Lambda the table and the answers to approval waits of this state machine, nothing more', () => {
+    const statements = statementsOf('ApiRole');
+    const stateActions = statements.filter((s) => actions([s]).some((a) => a.startsWith('states:')));
+    expect(stateActions).toHaveLength(1);
+    expect(stateActions[0]).toMatchObject({
+      Effect: 'Allow',
+      Action: ['states:SendTaskFailure', 'states:SendTaskSuccess'],
+      Resource: { Ref: expect.stringMatching(/^TaskStateMachine/) },
+    });
+    const tableStatements = statements.filter((s) => actions([s]).some((a) => a.startsWith('dynamodb:')));
+    // Exactly what the store sends for it: no DeleteItem, no Batch*, no stream reads.
+    expect(actions(tableStatements).sort()).toEqual([...API_TABLE_ACTIONS].sort());
+    for (const statement of tableStatements) {
+      const targets = Array.isArray(statement.Resource) ? statement.Resource : [statement.Resource];
+      for (const target of targets) expect(JSON.stringify(target)).toMatch(/"Tasks[0-9A-F]+"/);
     }
+    const services = new Set(actions(statements).map((a) => a.split(':')[0]));
+    expect([...services].sort()).toEqual(['dynamodb', 'logs', 'states']);
+    const env = (functionByEntry('Api').Properties['Environment'] as { Variables: Json }).Variables;
+    expect(Object.keys(env).sort()).toEqual([CONFIG_JSON_ENV, TABLE_NAME_ENV, 'NODE_OPTIONS'].sort());
+  });
+
+  it('can be turned off with fteApi=false, and the stack then passes cdk-nag without it', () => {
+    const variant = synthFteStack({ context: { fteApi: 'false' }, nag: true });
+    variant.template.resourceCountIs('AWS::ApiGatewayV2::Api', 0);
+    expect(variant.stack.apiFunction).toBeNull();
+    expect(Object.keys(variant.template.findOutputs('ApiUrl'))).toEqual([]);
+    expect(Annotations.fromStack(variant.stack).findError('*', Match.stringLikeRegexp('AwsSolutions-.*'))).toEqual([]);
   });
 
   it('construct puts IAM auth on every route and logs access', () => {
