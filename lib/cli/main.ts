@@ -61,6 +61,14 @@ function readsFrom(command: Command): Command {
     .option('--auth <mode>', 'token or sigv4 (AWS credentials; the default for an execute-api URL)');
 }
 
+/** Commands that change state on the vault, or on any fte API with --endpoint (the cloud's is SigV4-signed). */
+function actsOn(command: Command): Command {
+  return withVault(command)
+    .option('--endpoint <url>', 'act through this fte API instead of on the vault (e.g. the cloud API URL)')
+    .option('--token <token>', 'bearer token for --endpoint (default: $FTE_API_TOKEN)')
+    .option('--auth <mode>', 'token or sigv4 (AWS credentials; the default for an execute-api URL)');
+}
+
 function watchable(command: Command): Command {
   return command
     .option('--watch', 'refresh in place until interrupted')
@@ -130,18 +138,18 @@ export function buildProgram(setExit: (code: number) => void): Command {
     setExit,
   );
   leaf(
-    withVault(orchestrator.command('stop').description('stop dispatching new tasks (within one loop turn)'))
+    actsOn(orchestrator.command('stop').description('stop dispatching new tasks (within one loop turn)'))
       .option('--now', 'also stop running agents and put their tasks back in the queue')
       .option('--reason <text>', 'why, shown by status'),
     stopCommand,
     setExit,
   );
-  leaf(withVault(orchestrator.command('resume').description('resume dispatching (also removes the stop file)')), resumeCommand, setExit);
+  leaf(actsOn(orchestrator.command('resume').description('resume dispatching (also removes the stop file)')), resumeCommand, setExit);
   leaf(withVault(orchestrator.command('status').description('what runs, what waits for approval, and whether dispatch is on')), statusCommand, setExit);
 
   const task = program.command('task').description('add, list, show, retry and cancel tasks').exitOverride();
   leafWithArg(
-    withVault(task.command('add').argument('<title>', 'what to do').description('queue a new task (writes a note into Needs_Action/)'))
+    actsOn(task.command('add').argument('<title>', 'what to do').description('queue a new task (writes a note into Needs_Action/)'))
       .option('--urgency <level>', 'critical|high|normal|low|whenever or 1-5')
       .option('--deadline <iso>', 'ISO date or date-time')
       .option('--from <email>', 'who asked')
@@ -163,9 +171,9 @@ export function buildProgram(setExit: (code: number) => void): Command {
     taskCancelCommand,
     setExit,
   );
-  leafWithArg(withVault(program.command('approve').argument('<id>').description('approve a task waiting in Pending_Approval/')), approveCommand, setExit);
+  leafWithArg(actsOn(program.command('approve').argument('<id>').description('approve a task waiting in Pending_Approval/')), approveCommand, setExit);
   leafWithArg(
-    withVault(program.command('reject').argument('<id>').description('reject a task (any state before it finishes)')).option('--reason <text>', 'why'),
+    actsOn(program.command('reject').argument('<id>').description('reject a task (any state before it finishes)')).option('--reason <text>', 'why'),
     rejectCommand,
     setExit,
   );

@@ -44,7 +44,7 @@ export interface CliReads {
   close(): Promise<void>;
 }
 
-function checkedEndpoint(endpoint: string): string {
+export function checkedEndpoint(endpoint: string): string {
   let url: URL;
   try {
     url = new URL(endpoint);

@@ -1,30 +1,30 @@
 import type { StatusReport } from '../../app/contracts.ts';
 import { readStatus } from '../../app/reads.ts';
-import { LocalActions, localReadSources } from '../../local/api-backend.ts';
-import { actor, withService, type VaultOptions } from '../context.ts';
+import { localReadSources } from '../../local/api-backend.ts';
+import { actor, withActions, withService, type ActionOptions, type VaultOptions } from '../context.ts';
 import { colorEnabled, paint, printJson, EXIT_OK } from '../output.ts';
 
-export interface StopOptions extends VaultOptions {
+export interface StopOptions extends ActionOptions {
   now?: boolean;
   reason?: string;
 }
 
 export async function stopCommand(options: StopOptions): Promise<number> {
-  return withService(options, async (service) => {
+  return withActions(options, async (actions) => {
     const reason = options.reason ?? `${actor()} ran fte orchestrator stop${options.now ? ' --now' : ''}`;
     // The same action the API's POST /stop runs.
-    const result = await new LocalActions(service).stop({ now: options.now === true, reason }, { actor: actor() });
+    const result = await actions.stop({ now: options.now === true, reason }, { actor: actor() });
     if (options.json) printJson(result);
-    else process.stdout.write(`stopped: no new task will start${options.now ? '; running agents are being stopped and their tasks requeued' : ''}.\n`);
+    else process.stdout.write(`stopped: no new task will start${result.now ? '; running agents are being stopped and their tasks requeued' : ''}.\n`);
     return EXIT_OK;
   });
 }
 
-export async function resumeCommand(options: VaultOptions): Promise<number> {
-  return withService(options, async (service) => {
-    const result = await new LocalActions(service).resume({ actor: actor() });
+export async function resumeCommand(options: ActionOptions): Promise<number> {
+  return withActions(options, async (actions) => {
+    const result = await actions.resume({ actor: actor() });
     if (options.json) printJson(result);
-    else process.stdout.write(`resumed${result.removedStopFile ? ` (removed ${service.config.orchestrator.stop_hook_file})` : ''}.\n`);
+    else process.stdout.write(`resumed${result.removedStopFile ? ' (removed the stop file)' : ''}.\n`);
     return EXIT_OK;
   });
 }

@@ -8,10 +8,11 @@ import { folderOf } from '../../core/vault-layout.ts';
 import { readTaskDetail } from '../../app/reads.ts';
 import { localReadSources } from '../../local/api-backend.ts';
 import { buildTaskNote, slugFromTitle } from '../../local/task-note.ts';
-import { actor, withService, type VaultOptions } from '../context.ts';
+import type { TaskActionResponse } from '../../app/contracts.ts';
+import { actor, withActions, withService, type ActionOptions, type VaultOptions } from '../context.ts';
 import { colorEnabled, paint, printJson, UsageError, EXIT_OK, EXIT_FAILURE } from '../output.ts';
 
-export interface AddOptions extends VaultOptions {
+export interface AddOptions extends ActionOptions {
   urgency?: string;
   deadline?: string;
   from?: string;
@@ -32,21 +33,28 @@ export async function taskAddCommand(title: string, options: AddOptions): Promis
   if (options.approval !== undefined && options.approval !== 'required' && options.approval !== 'auto') {
     throw new UsageError('--approval must be required or auto');
   }
+  const urgency = options.urgency === undefined ? undefined : /^[1-5]$/.test(options.urgency) ? Number(options.urgency) : (options.urgency as UrgencyName);
+  const request = {
+    title,
+    ...(urgency !== undefined ? { urgency } : {}),
+    ...(options.deadline !== undefined ? { deadline: options.deadline } : {}),
+    ...(options.from !== undefined ? { from: options.from } : {}),
+    ...(options.type !== undefined ? { type: options.type } : {}),
+    ...(options.approval !== undefined ? { approval: options.approval as 'required' | 'auto' } : {}),
+    ...(options.body !== undefined ? { body: options.body } : {}),
+  };
+  if (options.endpoint !== undefined) {
+    // Another orchestrator, or the cloud: POST /tasks writes the same note there.
+    return withActions(options, async (actions) => {
+      const added = await actions.addTask(request, { actor: actor() });
+      if (options.json) printJson(added);
+      else process.stdout.write(`queued ${added.id}${added.task.approvalRequired ? ` — needs approval: ${added.task.approvalReasons.join('; ')}` : ''}\n`);
+      return EXIT_OK;
+    });
+  }
   return withService(options, async (service) => {
-    const urgency = options.urgency === undefined ? undefined : /^[1-5]$/.test(options.urgency) ? Number(options.urgency) : (options.urgency as UrgencyName);
     // The same note POST /tasks writes.
-    const content = buildTaskNote(
-      {
-        title,
-        ...(urgency !== undefined ? { urgency } : {}),
-        ...(options.deadline !== undefined ? { deadline: options.deadline } : {}),
-        ...(options.from !== undefined ? { from: options.from } : {}),
-        ...(options.type !== undefined ? { type: options.type } : {}),
-        ...(options.approval !== undefined ? { approval: options.approval as 'required' | 'auto' } : {}),
-        ...(options.body !== undefined ? { body: options.body } : {}),
-      },
-      new Date(),
-    );
+    const content = buildTaskNote(request, new Date());
     const id = service.vault.freeName(slugFromTitle(title), () => false);
     service.vault.create('Needs_Action', id, content);
     const result = await service.admit(id);
@@ -145,10 +153,16 @@ export async function taskCancelCommand(id: string, options: VaultOptions & { re
   return withService(options, async (service) => done(await service.cancel(id, actor(), options.reason), 'cancelled', options));
 }
 
-export async function approveCommand(id: string, options: VaultOptions): Promise<number> {
-  return withService(options, async (service) => done(await service.approve(id, actor()), 'approved', options));
+function answered(result: TaskActionResponse, verb: string, options: VaultOptions): number {
+  if (options.json) printJson(result);
+  else process.stdout.write(`${verb} ${result.id}: now ${result.state} (note in ${folderOf(result.state)}/)\n`);
+  return EXIT_OK;
 }
 
-export async function rejectCommand(id: string, options: VaultOptions & { reason?: string }): Promise<number> {
-  return withService(options, async (service) => done(await service.reject(id, actor(), options.reason), 'rejected', options));
+export async function approveCommand(id: string, options: ActionOptions): Promise<number> {
+  return withActions(options, async (actions) => answered(await actions.approve(id, { actor: actor() }), 'approved', options));
+}
+
+export async function rejectCommand(id: string, options: ActionOptions & { reason?: string }): Promise<number> {
+  return withActions(options, async (actions) => answered(await actions.reject(id, { actor: actor() }, options.reason), 'rejected', options));
 }
