@@ -138,7 +138,8 @@ function parseFrontmatter(yamlText: string, limits: ParseLimits): Record<string,
     value = doc.toJS({ maxAliasCount: limits.maxAliasCount });
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
-    if (/alias/i.test(message)) {
+    // The yaml library's own words for maxAliasCount; an alias to an undefined anchor is plain bad YAML.
+    if (/excessive alias count/i.test(message)) {
       return fail('yaml_alias_limit', `the frontmatter expands more than ${limits.maxAliasCount} YAML aliases`);
     }
     if (error instanceof RangeError) {
@@ -166,9 +167,11 @@ function describe(value: unknown): string {
 }
 
 function cleanLine(text: string): string {
-  // Control and bidi-override characters would let a title forge table rows or hide text in a terminal.
+  // Control and bidi-override characters would let a title forge table rows or hide text in a terminal. Invisible
+  // ones are dropped rather than made spaces, so the title reads as it looks: "wi\u200bre" is "wire", not "wi re".
   return text
-    .replace(/[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]/g, ' ')
+    .replace(/[\u00ad\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]/g, '')
+    .replace(/[\u0000-\u001f\u007f-\u009f]/g, ' ')
     .replace(/\s+/g, ' ')
     .trim();
 }

@@ -130,7 +130,8 @@ export function parseIsoDate(value: string, options: { end: boolean }): Date | n
     const digits = zone.slice(1).replace(':', '');
     const oh = Number(digits.slice(0, 2));
     const om = Number(digits.slice(2, 4));
-    if (oh > 14 || om > 59) return null;
+    // Real offsets run from -12:00 to +14:00; anything beyond ±14:00 is not a time zone.
+    if (oh > 14 || om > 59 || (oh === 14 && om > 0)) return null;
     offsetMinutes = sign * (oh * 60 + om);
   }
   const utc = Date.UTC(year, month - 1, day, hours, minutes, seconds, ms) - offsetMinutes * 60_000;

@@ -33,6 +33,12 @@ export type AgentRun = RunResult & {
   endedAt: Date;
 };
 
+/**
+ * The longest single argument Linux passes to a program (MAX_ARG_STRLEN, 32 pages of 4 KiB, less the final NUL). The
+ * prompt is one argument, and notes may be up to 1 MiB, so a long note can produce a prompt that cannot be passed.
+ */
+export const MAX_ARGUMENT_BYTES = process.platform === 'linux' ? 131_071 : Number.POSITIVE_INFINITY;
+
 /** One headless Claude Code run, from prompt to classified result. Never throws for anything the agent does. */
 export async function runClaude(config: Config, input: ClaudeRunInput): Promise<AgentRun> {
   const completionPromise =
@@ -64,6 +70,24 @@ export async function runClaude(config: Config, input: ClaudeRunInput): Promise<
   });
 
   const startedAt = new Date();
+  const promptBytes = Buffer.byteLength(prompt);
+  if (promptBytes > MAX_ARGUMENT_BYTES) {
+    // spawn would fail with E2BIG, on every attempt: say why, once, instead of a retried "crash".
+    return {
+      ok: false,
+      errorClass: 'invalid_task',
+      message:
+        `the prompt is ${promptBytes} bytes, more than the ${MAX_ARGUMENT_BYTES} the operating system allows for one ` +
+        'argument; shorten the note (or the plan)',
+      result: null,
+      durationMs: 0,
+      exitCode: null,
+      signal: null,
+      pid: null,
+      startedAt,
+      endedAt: new Date(),
+    };
+  }
   const outcome = await runAgent({
     command: config.orchestrator.claude_command,
     args,

@@ -20,7 +20,7 @@ import { runExecutionLoop, type LoopOutcome } from './execution-loop.ts';
 import { IterationJournal } from './iteration-journal.ts';
 import { groupIsAlive, signalGroup, waitForGroupExit } from './process-group.ts';
 import { listNoteIds } from './notes.ts';
-import type { TaskService } from './task-service.ts';
+import { NOTE_SETTLE_MS, type TaskService } from './task-service.ts';
 import { VaultConflictError } from './vault.ts';
 
 /** One line of what the engine did, for the console and for `--json` event streams. */
@@ -126,6 +126,8 @@ export class Engine {
   private lockHeld = false;
   /** A failure outside any one run (fte could not write its own state): the loop stops at its next turn. */
   private fatal: Error | null = null;
+  /** When the earliest note written moments ago may be read (epoch ms, real time); null when none waits. */
+  private settleUntil: number | null = null;
   readonly journal: IterationJournal;
   private lastBudgetBlock: string | null = null;
 
@@ -361,9 +363,10 @@ export class Engine {
     // One listing of the open tasks per turn instead of one read per queued note: a turn's cost must not grow with a
     // store round trip per waiting task (bench/discovery.ts measured 13 µs a note that way).
     const open = new Set((await this.store.list({ states: OPEN_STATES })).map((r) => r.id));
+    this.settleUntil = null;
     for (const id of listNoteIds(folder)) {
       if (open.has(id)) continue; // queued, or reconcile puts it back where it belongs
-      const result = await this.service.admit(id);
+      const result = await this.service.admit(id, 'Needs_Action', { settleMs: NOTE_SETTLE_MS });
       switch (result.kind) {
         case 'admitted':
           this.emit('admitted', `queued ${result.id}${result.renamedFrom ? ` (renamed from ${result.renamedFrom})` : ''}: ${result.record.title}`, {
@@ -376,6 +379,9 @@ export class Engine {
             taskId: result.id,
             reason: 'reason' in result.error ? result.error.reason : 'invalid_name',
           });
+          break;
+        case 'settling':
+          this.settleUntil = Math.min(this.settleUntil ?? Number.POSITIVE_INFINITY, result.readyAt);
           break;
         case 'known':
         case 'gone':
@@ -421,7 +427,9 @@ export class Engine {
           });
         }
       } catch (err) {
-        if (err instanceof InvalidTransitionError || err instanceof StaleWriteError) continue; // next turn sees the new state
+        // The next turn sees the new state; a conflicting move means someone (the CLI, a person) moved the note since
+        // this turn looked, and the next turn looks again.
+        if (err instanceof InvalidTransitionError || err instanceof StaleWriteError || err instanceof VaultConflictError) continue;
         throw err;
       }
     }
@@ -827,7 +835,7 @@ export class Engine {
 
   /** Nothing fte can do without a human or a clock beyond the current backoffs. */
   private async idle(): Promise<boolean> {
-    if (this.active.size > 0 || this.completions.length > 0) return false;
+    if (this.active.size > 0 || this.completions.length > 0 || this.settleUntil !== null) return false;
     if ((await this.store.list({ states: ['retry_wait'] })).length > 0) return false;
     if ((await this.stopReason()) !== null) return true;
     const now = this.clock();
@@ -862,6 +870,7 @@ export class Engine {
       next = Math.min(next, Math.max(0, approvalExpiresAt(record.stateSince, this.config).getTime() - now));
     }
     if (this.stopping !== 'no' && this.active.size > 0) next = Math.min(next, 200);
+    if (this.settleUntil !== null) next = Math.min(next, Math.max(0, this.settleUntil - Date.now()));
     return next;
   }
 

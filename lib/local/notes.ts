@@ -1,4 +1,4 @@
-import { closeSync, fstatSync, openSync, readSync, readdirSync } from 'node:fs';
+import { closeSync, constants, fstatSync, lstatSync, openSync, readSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 
 /** A note file as read from a vault folder, before parsing. */
@@ -28,15 +28,20 @@ export function listNoteIds(folder: string): string[] {
 
 /**
  * Read a note without trusting its size: a 10 GB file costs `maxBytes + 1` bytes of memory, not 10 GB. Returns null
- * when the file vanished between listing and reading (a person moved it), which is not an error.
+ * when the file vanished between listing and reading (a person moved it), which is not an error, and when it is not a
+ * regular file (`specialEntry` says what it is). A symbolic link is not followed — it could name any file this process
+ * may read, outside the vault — and a named pipe is not waited on: opening one for reading would block the whole loop
+ * until somebody wrote to it.
  */
 export function readNote(folder: string, id: string, maxBytes: number): NoteFile | null {
   const path = join(folder, `${id}.md`);
   let fd: number;
   try {
-    fd = openSync(path, 'r');
+    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    const code = (err as NodeJS.ErrnoException).code;
+    // ELOOP (EMLINK on some BSDs): the name is a symbolic link, refused by O_NOFOLLOW.
+    if (code === 'ENOENT' || code === 'ELOOP' || code === 'EMLINK') return null;
     throw err;
   }
   try {
@@ -54,4 +59,23 @@ export function readNote(folder: string, id: string, maxBytes: number): NoteFile
   } finally {
     closeSync(fd);
   }
+}
+
+/**
+ * What `<id>.md` in `folder` is when it is not a regular file: 'symbolic link', 'directory', 'named pipe', 'socket',
+ * 'device'; null when it is a regular file or gone.
+ */
+export function specialEntry(folder: string, id: string): string | null {
+  let stat;
+  try {
+    stat = lstatSync(join(folder, `${id}.md`));
+  } catch {
+    return null;
+  }
+  if (stat.isFile()) return null;
+  if (stat.isSymbolicLink()) return 'symbolic link';
+  if (stat.isDirectory()) return 'directory';
+  if (stat.isFIFO()) return 'named pipe';
+  if (stat.isSocket()) return 'socket';
+  return 'device';
 }

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { existsSync, linkSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { linkSync, lstatSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { approvalDecision } from '../core/approval.ts';
 import type { Config } from '../core/config.ts';
@@ -11,16 +11,25 @@ import type { ApplyOptions, TaskRecord, TaskStore } from '../core/store.ts';
 import { TaskNotFoundError } from '../core/store.ts';
 import { isValidTaskId, type TaskDoc } from '../core/task.ts';
 import { folderOf, type VaultFolder } from '../core/vault-layout.ts';
-import { readNote } from './notes.ts';
+import { readNote, specialEntry } from './notes.ts';
 import { SqliteTaskStore } from './sqlite-store.ts';
-import { Vault } from './vault.ts';
+import { Vault, VaultConflictError } from './vault.ts';
 
 /** What happened to a note offered for admission. */
 export type AdmitResult =
   | { kind: 'admitted'; id: string; record: TaskRecord; renamedFrom: string | null }
   | { kind: 'known'; id: string }
   | { kind: 'quarantined'; id: string; quarantinedAs: string; error: TaskParseError | Error }
-  | { kind: 'gone'; id: string };
+  | { kind: 'gone'; id: string }
+  /** Written to moments ago, perhaps still being written: not read yet. Ask again at `readyAt` (epoch ms). */
+  | { kind: 'settling'; id: string; readyAt: number };
+
+/**
+ * How long a note must have been left alone before the engine reads it. A note written in place (an editor, a copy, a
+ * watcher that does not write aside and rename) exists, empty or half-written, for a moment before it is complete: read
+ * then, it would be quarantined as empty or admitted cut short. Short enough to keep pick-up well within a second.
+ */
+export const NOTE_SETTLE_MS = 300;
 
 /**
  * The operations on a task that touch both the store and the vault, shared by the engine and every CLI command so that
@@ -43,8 +52,15 @@ export class TaskService {
   /** Open the vault's embedded store, creating the folders and the database if needed. */
   static open(vaultDir: string, config: Config, clock?: () => Date): TaskService {
     const vault = new Vault(vaultDir);
-    vault.ensure();
+    // The store first: when it cannot be opened (corrupt, read-only, disk full), the vault is left as it was.
+    mkdirSync(vault.stateDir, { recursive: true, mode: 0o700 });
     const store = SqliteTaskStore.open(join(vault.stateDir, 'fte.db'));
+    try {
+      vault.ensure();
+    } catch (err) {
+      void store.close();
+      throw err;
+    }
     return new TaskService(vaultDir, store, config, clock);
   }
 
@@ -69,7 +85,7 @@ export class TaskService {
    * Admit the note `<id>.md` of `folder` (normally Needs_Action). A malformed note is quarantined to Failed/ with a
    * sibling `<id>.error.md`; a name already used by another task is renamed to a free one first.
    */
-  async admit(id: string, folder: VaultFolder = 'Needs_Action'): Promise<AdmitResult> {
+  async admit(id: string, folder: VaultFolder = 'Needs_Action', options: { settleMs?: number } = {}): Promise<AdmitResult> {
     if (!isValidTaskId(id)) return this.quarantineRawName(id, folder);
     const existing = await this.store.get(id);
     let admittedId = id;
@@ -86,9 +102,34 @@ export class TaskService {
       admittedId = await this.freeId(id);
       if (!this.vault.moveAs(id, folder, folder, admittedId)) return { kind: 'gone', id };
       renamedFrom = id;
+    } else if (this.vault.locate(id).some((f) => f !== folder)) {
+      // A note of that name already sits in another folder, put there by hand and never admitted (a stray copy in
+      // Done/, or one dropped into Approved/): a different note. Under the same name the two would be taken for one
+      // task in two folders, and fte's moves would pick up the stray copy; so the new note gets a free name.
+      admittedId = await this.freeId(id);
+      if (!this.vault.moveAs(id, folder, folder, admittedId)) return { kind: 'gone', id };
+      renamedFrom = id;
     }
-    const note = readNote(this.vault.folderPath(folder), admittedId, DEFAULT_PARSE_LIMITS.maxBytes);
-    if (note === null) return { kind: 'gone', id: admittedId };
+    let note: ReturnType<typeof readNote>;
+    try {
+      note = readNote(this.vault.folderPath(folder), admittedId, DEFAULT_PARSE_LIMITS.maxBytes);
+    } catch (err) {
+      // Unreadable (permissions, an I/O error, a socket): one bad file must not stop the loop; it goes where a person
+      // looks. Errors of this process rather than the file (EMFILE, ENOMEM) are not the note's fault and propagate.
+      if (!UNREADABLE_CODES.has((err as NodeJS.ErrnoException).code ?? '')) throw err;
+      return this.quarantine(admittedId, folder, noteError('unreadable', `the note cannot be read: ${(err as Error).message}`));
+    }
+    if (note === null) {
+      const special = specialEntry(this.vault.folderPath(folder), admittedId);
+      if (special === null) return { kind: 'gone', id: admittedId };
+      return this.quarantine(admittedId, folder, noteError('not_a_file', `the note is a ${special}, not a regular file; fte reads only regular files`));
+    }
+    // Real time, not this.clock(): it is compared with the file system's clock. A modification time in the future (a
+    // clock skewed elsewhere) does not hold a note back.
+    const age = Date.now() - note.mtime.getTime();
+    if (options.settleMs !== undefined && age >= 0 && age < options.settleMs) {
+      return { kind: 'settling', id: admittedId, readyAt: note.mtime.getTime() + options.settleMs };
+    }
     const parsed = parseTaskNote({ id: admittedId, content: note.content, fallbackCreated: note.mtime });
     if (!parsed.ok) return this.quarantine(admittedId, folder, parsed.error);
     const now = this.clock();
@@ -164,7 +205,13 @@ export class TaskService {
     const found = this.vault.locate(record.id);
     if (found.includes(target)) return target;
     for (const from of found) {
-      if (this.vault.move(record.id, from, target)) return target;
+      try {
+        if (this.vault.move(record.id, from, target)) return target;
+      } catch (err) {
+        // Another process (the CLI, a person) moved this very note to the target between the look and the rename.
+        if (err instanceof VaultConflictError && !this.vault.locate(record.id).includes(from)) return target;
+        throw err;
+      }
     }
     return null;
   }
@@ -207,8 +254,9 @@ export class TaskService {
   /** Move a malformed note to Failed/ (under a free name) and write `<name>.error.md` beside it saying why. */
   quarantine(id: string, folder: VaultFolder, error: TaskParseError | Error): AdmitResult {
     const failed = this.vault.folderPath('Failed');
+    // Any entry counts, a dangling symbolic link included: writing through one would create a file outside the vault.
     const taken = (candidate: string): boolean =>
-      existsSync(join(failed, `${candidate}.md`)) || existsSync(join(failed, `${candidate}.error.md`));
+      entryExists(join(failed, `${candidate}.md`)) || entryExists(join(failed, `${candidate}.error.md`));
     let name = id;
     for (let n = 2; taken(name); n++) name = `${id}-${n}`;
     if (!this.vault.moveAs(id, folder, 'Failed', name)) return { kind: 'gone', id };
@@ -220,7 +268,8 @@ export class TaskService {
   private quarantineRawName(fileId: string, folder: VaultFolder): AdmitResult {
     const safe = fileId.replace(/[\u0000-\u001f\u007f/\\]/g, '_').replace(/^[.\s]+/, '').trim().slice(0, 120) || 'unnamed';
     const hash = createHash('sha256').update(fileId).digest('hex').slice(0, 8);
-    const name = this.vault.freeName(`${safe}-${hash}`);
+    const failed = this.vault.folderPath('Failed');
+    const name = this.vault.freeName(`${safe}-${hash}`, (c) => entryExists(join(failed, `${c}.md`)) || entryExists(join(failed, `${c}.error.md`)));
     const source = join(this.vault.folderPath(folder), `${fileId}.md`);
     try {
       linkSync(source, this.vault.notePath('Failed', name));
@@ -248,6 +297,28 @@ export class TaskService {
       `Fix the note, then move \`Failed/${name}.md\` back to \`Needs_Action/\` (and delete this file).`,
       '',
     ];
-    writeFileSync(join(this.vault.folderPath('Failed'), `${name}.error.md`), lines.join('\n'), { flag: 'w' });
+    try {
+      // 'wx' (O_EXCL): never through a symbolic link, never over a file that appeared since the name was chosen.
+      writeFileSync(join(this.vault.folderPath('Failed'), `${name}.error.md`), lines.join('\n'), { flag: 'wx' });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+  }
+}
+
+const UNREADABLE_CODES = new Set(['EACCES', 'EPERM', 'EIO', 'ENXIO', 'ENODEV', 'EOPNOTSUPP']);
+
+/** A note that could not be admitted for a reason of the file itself rather than its text. */
+function noteError(reason: 'unreadable' | 'not_a_file', message: string): Error & { reason: string } {
+  return Object.assign(new Error(message), { reason });
+}
+
+/** True when `path` names any directory entry, a dangling symbolic link included (existsSync follows links). */
+function entryExists(path: string): boolean {
+  try {
+    lstatSync(path);
+    return true;
+  } catch {
+    return false;
   }
 }

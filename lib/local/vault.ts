@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { STATE_DIR, VAULT_FOLDERS, type VaultFolder } from '../core/vault-layout.ts';
@@ -105,8 +105,15 @@ export class Vault {
   rewrite(folder: VaultFolder, id: string, content: string): void {
     const target = this.notePath(folder, id);
     const temp = join(this.root, folder, `.${id}.${randomBytes(4).toString('hex')}.tmp`);
-    writeFileSync(temp, content, { flag: 'wx' });
-    renameSync(temp, target);
+    try {
+      writeFileSync(temp, content, { flag: 'wx' });
+      renameSync(temp, target);
+    } catch (err) {
+      // A full disk fails the write half-way: the note stays as it was, and no half-written temp file is left beside it
+      // (unless the name was taken by a file that is not ours).
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') rmSync(temp, { force: true });
+      throw err;
+    }
   }
 
   /** Create a new note; fails with VaultConflictError rather than replace one. */
