@@ -2,7 +2,7 @@ import type { Context as HonoContext, Hono } from 'hono';
 import { handle } from 'hono/aws-lambda';
 import type { APIGatewayProxyResult, LambdaContext, LambdaEvent } from 'hono/aws-lambda';
 import { SFNClient } from '@aws-sdk/client-sfn';
-import { z } from 'zod';
+import * as z from 'zod';
 import { createApp } from '../lib/api/app.ts';
 import { createCloudBackend } from '../lib/aws/api-backend.ts';
 import type { CloudBackendDeps } from '../lib/aws/api-backend.ts';

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Logger } from '@aws-lambda-powertools/logger';
 import type { Metrics } from '@aws-lambda-powertools/metrics';
-import { z } from 'zod';
+import * as z from 'zod';
 import type { DynamoTaskStore } from '../lib/aws/dynamodb-store.ts';
 import { approvalDecision } from '../lib/core/approval.ts';
 import type { Config } from '../lib/core/config.ts';

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { ERROR_CLASSES } from '../lib/core/retry.ts';
 import type { ErrorClass } from '../lib/core/retry.ts';
 import type { TaskError, TaskEvent, TaskState } from '../lib/core/state-machine.ts';

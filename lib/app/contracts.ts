@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { ERROR_CLASSES } from '../core/retry.ts';
 import { TASK_EVENT_TYPES, TASK_STATES } from '../core/state-machine.ts';
 import { URGENCY_NAMES } from '../core/task.ts';

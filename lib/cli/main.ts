@@ -145,7 +145,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
     setExit,
   );
   leaf(actsOn(orchestrator.command('resume').description('resume dispatching (also removes the stop file)')), resumeCommand, setExit);
-  leaf(withVault(orchestrator.command('status').description('what runs, what waits for approval, and whether dispatch is on')), statusCommand, setExit);
+  leaf(readsFrom(orchestrator.command('status').description('what runs, what waits for approval, and whether dispatch is on')), statusCommand, setExit);
 
   const task = program.command('task').description('add, list, show, retry and cancel tasks').exitOverride();
   leafWithArg(

@@ -1,8 +1,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { z } from 'zod';
-import { parseConfig } from '../core/config.ts';
+import * as z from 'zod';
+import { parseConfig } from '../core/config-yaml.ts';
 import type { Config } from '../core/config.ts';
 import { ConfigError } from '../core/errors.ts';
 import type { ConfigIssue } from '../core/errors.ts';

@@ -1,7 +1,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { ConfigError } from '../core/errors.ts';
-import { defaultConfig, parseConfig, type Config } from '../core/config.ts';
+import { defaultConfig, type Config } from '../core/config.ts';
+import { parseConfig } from '../core/config-yaml.ts';
 
 export interface LoadedConfig {
   config: Config;

@@ -4,7 +4,7 @@ import { chmodSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, write
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { z } from 'zod';
+import * as z from 'zod';
 import { createApp } from '../api/app.ts';
 import type { ApiBackend } from '../api/backend.ts';
 import type { ErrorMapping } from '../api/errors.ts';

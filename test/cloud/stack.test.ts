@@ -167,10 +167,16 @@ describe('Lambdas', () => {
       expect(code.subarray(0, 200).toString()).toContain('__fteCreateRequire(import.meta.url)');
       sizes[name] = { js: statSync(file).size, gzip: gzipSync(code).length };
     }
-    // The issue's target is 300 KB per bundle. The bundles are above it (about 630 KB minified, 150 KB zipped):
-    // zod 4's locales (~260 KB) come in with `import { z } from 'zod'` in the core and the step contract.
+    // The issue's target is 300 KB of minified JavaScript per bundle. Two things keep the bundles there: zod is
+    // imported as a namespace (`import * as z from 'zod'`), so esbuild drops `z.locales` (about 260 KB of
+    // translations; `import { z }` pulls in all of them), and YAML parsing of config files lives in
+    // lib/core/config-yaml.ts, which no Lambda imports (they get settings as JSON).
+    // The API Lambda is the exception, about 350 KB: it serves `POST /tasks`, which parses task notes (YAML
+    // frontmatter, ~98 KB of the `yaml` package) in-process through the ingest path. Its cap is set just above where
+    // it is so growth is still caught.
     console.info('Lambda bundle sizes (bytes):', JSON.stringify(sizes));
-    for (const size of Object.values(sizes)) expect(size.gzip).toBeLessThan(300_000);
+    const caps: Record<string, number> = { Ingest: 300_000, Scheduler: 300_000, Step: 300_000, Api: 360_000 };
+    for (const [name, size] of Object.entries(sizes)) expect(size.js, name).toBeLessThanOrEqual(caps[name] as number);
   });
 
   it('each have their own log group with a retention, and may write to it only', () => {

@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../../lib/core/errors.ts';
-import { defaultConfig, parseConfig, validateConfig } from '../../lib/core/config.ts';
+import { defaultConfig, validateConfig } from '../../lib/core/config.ts';
+import { parseConfig } from '../../lib/core/config-yaml.ts';
 
 function configError(run: () => unknown): ConfigError {
   try {

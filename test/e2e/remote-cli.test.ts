@@ -30,6 +30,8 @@ describe('state-changing commands through --endpoint', () => {
       await waitFor(() => out.includes('"event":"done"'), 20_000, 'the approved task to run');
 
       expect(JSON.parse((await vault.cli(['orchestrator', 'stop', '--reason', 'lunch', ...remote])).stdout)).toMatchObject({ stopped: true, reason: 'lunch' });
+      const status = JSON.parse((await vault.cli(['orchestrator', 'status', ...remote])).stdout);
+      expect(status.stop).toMatchObject({ stopped: true, reason: 'lunch' });
       const added = JSON.parse((await vault.cli(['task', 'add', 'Order toner', '--urgency', 'low', ...remote])).stdout);
       expect(added).toMatchObject({ id: 'order-toner', task: { state: 'needs_action', urgency: 2 } });
       await new Promise((r) => setTimeout(r, 1500));

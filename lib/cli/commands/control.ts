@@ -3,6 +3,7 @@ import { readStatus } from '../../app/reads.ts';
 import { localReadSources } from '../../local/api-backend.ts';
 import { actor, withActions, withService, type ActionOptions, type VaultOptions } from '../context.ts';
 import { colorEnabled, paint, printJson, EXIT_OK } from '../output.ts';
+import { withCliReads, type ReadSourceOptions } from '../read-source.ts';
 
 export interface StopOptions extends ActionOptions {
   now?: boolean;
@@ -32,13 +33,15 @@ export async function resumeCommand(options: ActionOptions): Promise<number> {
 export type { StatusReport };
 
 /** What runs, what waits for approval, whether dispatch is on: the same report as the API's GET /status. */
-export async function statusReport(options: VaultOptions): Promise<StatusReport> {
+export async function statusReport(options: VaultOptions & ReadSourceOptions): Promise<StatusReport> {
+  // Another orchestrator's or the cloud's API with --endpoint; else this vault's store (writable, as status always was).
+  if (options.endpoint !== undefined) return withCliReads(options, (source) => source.reads.status());
   return withService(options, (service) =>
     readStatus(localReadSources({ vaultDir: service.vault.root, config: service.config, store: service.store })),
   );
 }
 
-export async function statusCommand(options: VaultOptions): Promise<number> {
+export async function statusCommand(options: VaultOptions & ReadSourceOptions): Promise<number> {
   const report = await statusReport(options);
   if (options.json) {
     printJson(report);
