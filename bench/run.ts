@@ -1,8 +1,10 @@
 import { execFileSync } from 'node:child_process';
 import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
 import { performance } from 'node:perf_hooks';
+import { benchCrashTrials } from './crash-trials.ts';
 import { benchDiscovery } from './discovery.ts';
 import { benchDispatch } from './dispatch.ts';
+import { benchLoad } from './load.ts';
 import { benchObservability } from './observability.ts';
 import { benchRank } from './rank.ts';
 
@@ -20,11 +22,14 @@ const SECTIONS = {
   rank: benchRank,
   dispatch: benchDispatch,
   observability: benchObservability,
+  // Issue 7: kill -9 crash trials (200 tasks × 20 kills) and the load/scale runs; the scale run takes tens of minutes.
+  crash: benchCrashTrials,
+  load: benchLoad,
 } as const;
 type Section = keyof typeof SECTIONS;
 
 function usage(): never {
-  console.error('usage: npm run bench -- [--quick] [--only discovery,rank,dispatch,observability]');
+  console.error('usage: npm run bench -- [--quick] [--only discovery,rank,dispatch,observability,crash,load]');
   process.exit(2);
 }
 

@@ -39,7 +39,15 @@ export interface LoadReport {
   admissionToDispatch: number[];
   /** For dispatches that waited for a free slot: the last completion before it → the dispatch (ms). */
   slotToDispatch: number[];
-  api: { samples: number; failures: number; dashboardMs: number[]; statusMs: number[]; byDecile: Array<{ decile: number; p50: number; p99: number }> };
+  api: {
+    samples: number;
+    failures: number;
+    /** The first few failed requests: path, status and body, or the error. */
+    failureSamples: string[];
+    dashboardMs: number[];
+    statusMs: number[];
+    byDecile: Array<{ decile: number; p50: number; p99: number }>;
+  };
   memory: { firstTaskKiB: number; lastTaskKiB: number; minKiB: number; maxKiB: number; samples: Array<{ done: number; rssKiB: number }> };
   table: string;
 }
@@ -101,6 +109,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
     const statusMs: number[] = [];
     const apiAt: number[] = [];
     let failures = 0;
+    const failureSamples: string[] = [];
     const doneCount = (): number => o.lines.reduce((n, l) => n + (l.event === 'done' || l.event === 'failed' ? 1 : 0), 0);
     let finished = false;
     const sampler = (async () => {
@@ -122,14 +131,19 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
               const s = performance.now();
               try {
                 const r = await fetch(`${api.url}${path}`, { headers: { authorization: `Bearer ${api.token}` } });
-                await r.arrayBuffer();
-                if (r.status !== 200) failures++;
-                else {
+                const text = await r.text();
+                if (r.status !== 200) {
+                  failures++;
+                  if (failureSamples.length < 5) failureSamples.push(`${path} ${r.status} ${text.slice(0, 300)}`);
+                } else {
                   into.push(performance.now() - s);
                   if (path === '/dashboard') apiAt.push(doneCount());
                 }
-              } catch {
-                if (!finished) failures++;
+              } catch (err) {
+                if (!finished) {
+                  failures++;
+                  if (failureSamples.length < 5) failureSamples.push(`${path} ${String((err as Error).cause ?? err)}`);
+                }
               }
             }
           }
@@ -229,7 +243,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
       peakConcurrency: peak,
       admissionToDispatch,
       slotToDispatch,
-      api: { samples: dashboardMs.length, failures, dashboardMs, statusMs, byDecile },
+      api: { samples: dashboardMs.length, failures, failureSamples, dashboardMs, statusMs, byDecile },
       memory: { firstTaskKiB: firstTask?.rssKiB ?? 0, lastTaskKiB: lastTask?.rssKiB ?? 0, minKiB: Math.min(...rss), maxKiB: Math.max(...rss), samples: memory },
       table: '',
     };
@@ -266,7 +280,8 @@ function render(r: LoadReport, options: LoadOptions): string {
       `${r.done} done, peak ${r.peakConcurrency} running (cap ${r.concurrency}), ${r.notExactlyOneTerminal.length} tasks not in exactly one terminal state, ` +
       `${r.ranTwice.length} run twice`,
     `API: ${r.api.samples} GET /dashboard, p50 ${fmt(percentile(r.api.dashboardMs, 50))}, p99 ${fmt(percentile(r.api.dashboardMs, 99))}, max ${fmt(Math.max(...r.api.dashboardMs))}; ` +
-      `GET /status p50 ${fmt(percentile(r.api.statusMs, 50))}, p99 ${fmt(percentile(r.api.statusMs, 99))}; ${r.api.failures} failed requests`,
+      `GET /status p50 ${fmt(percentile(r.api.statusMs, 50))}, p99 ${fmt(percentile(r.api.statusMs, 99))}; ${r.api.failures} failed requests` +
+      (r.api.failureSamples.length ? ` (first: ${r.api.failureSamples.join(' | ')})` : ''),
     `memory (orchestrator RSS): at the first completion ${Math.round(r.memory.firstTaskKiB / 1024)} MiB, at the last ${Math.round(r.memory.lastTaskKiB / 1024)} MiB, ` +
       `range ${Math.round(r.memory.minKiB / 1024)}–${Math.round(r.memory.maxKiB / 1024)} MiB`,
     table(head, [
