@@ -216,8 +216,11 @@ export class Engine {
     if (this.fatal !== null) throw this.fatal;
     await this.heartbeat();
     await this.drainCompletions();
-    await this.intake();
-    await this.reconcile();
+    // One listing of the open tasks serves both steps: a turn's store work must not grow twice with the backlog.
+    // Tasks intake admits now are in their right folder already, so reconcile has nothing to do for them.
+    const open = await this.store.list({ states: OPEN_STATES });
+    await this.intake(new Set(open.map((r) => r.id)));
+    await this.reconcile(open);
     await this.fireTimers();
     await this.enforceRunningStates();
     if (this.stopping === 'no') await this.dispatch();
@@ -358,11 +361,10 @@ export class Engine {
     await this.store.heartbeat(this.owner, now);
   }
 
-  private async intake(): Promise<void> {
+  private async intake(open: ReadonlySet<string>): Promise<void> {
     const folder = this.vault.folderPath('Needs_Action');
     // One listing of the open tasks per turn instead of one read per queued note: a turn's cost must not grow with a
     // store round trip per waiting task (bench/discovery.ts measured 13 µs a note that way).
-    const open = new Set((await this.store.list({ states: OPEN_STATES })).map((r) => r.id));
     this.settleUntil = null;
     for (const id of listNoteIds(folder)) {
       if (open.has(id)) continue; // queued, or reconcile puts it back where it belongs
@@ -396,9 +398,8 @@ export class Engine {
    * store write and the rename) or a move fte does not accept (a note dragged into Approved/ that was never asked
    * about), and the note goes back to the folder of its recorded state — so no file move can skip the approval gate.
    */
-  private async reconcile(): Promise<void> {
+  private async reconcile(open: readonly TaskRecord[]): Promise<void> {
     const where = this.vault.snapshot();
-    const open = await this.store.list({ states: OPEN_STATES });
     for (const record of open) {
       const folders = where.get(record.id) ?? [];
       const expected = folderOf(record.state);
