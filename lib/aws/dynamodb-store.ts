@@ -17,6 +17,7 @@ import { ERROR_CLASSES } from '../core/retry.ts';
 import type { ErrorClass } from '../core/retry.ts';
 import { RUNNING_STATES, TASK_EVENT_TYPES, TASK_STATES, TRANSITIONS, InvalidTransitionError } from '../core/state-machine.ts';
 import type { TaskEvent, TaskEventType, TaskState } from '../core/state-machine.ts';
+import { flattenTask, toEpochMs, unflattenTask } from '../core/task-codec.ts';
 import { applyToRecord, newTaskRecord } from '../core/store-apply.ts';
 import { StoreError } from '../core/store-error.ts';
 import { StaleWriteError, TaskNotFoundError } from '../core/store.ts';
@@ -908,71 +909,38 @@ export function transitionUpdate(
 // ---- Items: what the table holds, attribute for attribute
 
 function taskToItem(r: TaskRecord): Item {
-  const created = toMs(r.created);
-  return {
-    ...taskKey(r.id),
-    ...stateIndexKey(r.state, created, r.id),
-    entity: 'task',
-    id: r.id,
-    title: r.title,
-    type: r.type,
-    sender: r.sender,
-    urgency: r.urgency,
-    deadline: toMsOrNull(r.deadline),
-    created,
-    approvalRequired: r.approvalRequired,
-    approvalReasons: [...r.approvalReasons],
-    state: r.state,
-    approvalBy: r.approval?.by ?? null,
-    approvalAt: r.approval === null ? null : toMs(r.approval.at),
-    attempts: r.attempts,
-    retryAt: toMsOrNull(r.retryAt),
-    lastErrorClass: r.lastError?.class ?? null,
-    lastErrorMessage: r.lastError?.message ?? null,
-    reason: r.reason,
-    stateSince: toMs(r.stateSince),
-    costUsd: r.costUsd,
-    leaseOwner: r.lease?.owner ?? null,
-    leasePid: r.lease?.pid ?? null,
-    leaseExpiresAt: r.lease === null ? null : toMs(r.lease.expiresAt),
-    version: r.version,
-  };
+  const flat = flattenTask(r);
+  return { ...taskKey(r.id), ...stateIndexKey(r.state, flat.created, r.id), entity: 'task', ...flat };
 }
 
 function itemToTask(item: Item): TaskRecord {
-  const approvalBy = readNullableString(item, 'approvalBy');
-  const approvalAt = readNullableNumber(item, 'approvalAt');
+  // Every attribute is read and type-checked: an item is whatever the table holds, not what this code wrote.
   const errorClass = readNullableString(item, 'lastErrorClass');
-  const errorMessage = readNullableString(item, 'lastErrorMessage');
-  const leaseOwner = readNullableString(item, 'leaseOwner');
-  const leaseExpiresAt = readNullableNumber(item, 'leaseExpiresAt');
-  return {
+  return unflattenTask({
     id: readString(item, 'id'),
-    state: readEnum(item, 'state', TASK_STATES),
-    approvalRequired: readBoolean(item, 'approvalRequired'),
-    approval: approvalBy === null || approvalAt === null ? null : { by: approvalBy, at: new Date(approvalAt) },
-    attempts: readNumber(item, 'attempts'),
-    retryAt: readNullableDate(item, 'retryAt'),
-    lastError:
-      errorClass === null || errorMessage === null
-        ? null
-        : { class: asEnum(errorClass, ERROR_CLASSES, 'lastErrorClass'), message: errorMessage },
-    reason: readNullableString(item, 'reason'),
-    stateSince: new Date(readNumber(item, 'stateSince')),
     title: readString(item, 'title'),
     type: readString(item, 'type'),
     sender: readNullableString(item, 'sender'),
     urgency: readLevel(item, 'urgency'),
-    deadline: readNullableDate(item, 'deadline'),
-    created: new Date(readNumber(item, 'created')),
+    deadline: readNullableNumber(item, 'deadline'),
+    created: readNumber(item, 'created'),
+    approvalRequired: readBoolean(item, 'approvalRequired'),
     approvalReasons: readStringList(item, 'approvalReasons'),
+    state: readEnum(item, 'state', TASK_STATES),
+    approvalBy: readNullableString(item, 'approvalBy'),
+    approvalAt: readNullableNumber(item, 'approvalAt'),
+    attempts: readNumber(item, 'attempts'),
+    retryAt: readNullableNumber(item, 'retryAt'),
+    lastErrorClass: errorClass === null ? null : asEnum(errorClass, ERROR_CLASSES, 'lastErrorClass'),
+    lastErrorMessage: readNullableString(item, 'lastErrorMessage'),
+    reason: readNullableString(item, 'reason'),
+    stateSince: readNumber(item, 'stateSince'),
     costUsd: readNumber(item, 'costUsd'),
-    lease:
-      leaseOwner === null || leaseExpiresAt === null
-        ? null
-        : { owner: leaseOwner, pid: readNullableNumber(item, 'leasePid'), expiresAt: new Date(leaseExpiresAt) },
+    leaseOwner: readNullableString(item, 'leaseOwner'),
+    leasePid: readNullableNumber(item, 'leasePid'),
+    leaseExpiresAt: readNullableNumber(item, 'leaseExpiresAt'),
     version: readNumber(item, 'version'),
-  };
+  });
 }
 
 function runToItem(r: RunRecord): Item {
@@ -1198,12 +1166,7 @@ function asEnum<const T extends readonly string[]>(value: string, allowed: T, na
 
 // ---- Dates: the only place a Date becomes epoch milliseconds.
 
-function toMs(date: Date): number {
-  const ms = date.getTime();
-  // The marshaller would write NaN as a number DynamoDB refuses; fail with a clear message instead.
-  if (Number.isNaN(ms)) throw new RangeError('cannot store an invalid Date');
-  return ms;
-}
+const toMs = toEpochMs;
 
 function toMsOrNull(date: Date | null): number | null {
   return date === null ? null : toMs(date);

@@ -3,6 +3,7 @@ import type { HistoryEvent } from '../core/history.ts';
 import type { ErrorClass } from '../core/retry.ts';
 import type { TaskEvent, TaskEventType, TaskState } from '../core/state-machine.ts';
 import { applyToRecord, newTaskRecord } from '../core/store-apply.ts';
+import { flattenTask, toEpochMs, unflattenTask } from '../core/task-codec.ts';
 import { StoreError } from '../core/store-error.ts';
 import { StaleWriteError, TaskNotFoundError } from '../core/store.ts';
 import type {
@@ -226,12 +227,7 @@ function describe(err: unknown): string {
 
 // ---- Dates: the only place a Date becomes epoch milliseconds and back.
 
-function toMs(date: Date): number {
-  const ms = date.getTime();
-  // better-sqlite3 binds NaN as NULL, which would silently erase a date instead of failing.
-  if (Number.isNaN(ms)) throw new RangeError('cannot store an invalid Date');
-  return ms;
-}
+const toMs = toEpochMs;
 
 function toMsOrNull(date: Date | null): number | null {
   return date === null ? null : toMs(date);
@@ -326,61 +322,60 @@ const HISTORY_COLUMNS = [
 ] as const satisfies readonly (keyof HistoryRow)[];
 
 function recordToRow(r: TaskRecord): TaskRow {
+  const f = flattenTask(r);
   return {
-    id: r.id,
-    title: r.title,
-    type: r.type,
-    sender: r.sender,
-    urgency: r.urgency,
-    deadline: toMsOrNull(r.deadline),
-    created: toMs(r.created),
-    approval_required: r.approvalRequired ? 1 : 0,
-    approval_reasons: JSON.stringify(r.approvalReasons),
-    state: r.state,
-    approval_by: r.approval?.by ?? null,
-    approval_at: r.approval === null ? null : toMs(r.approval.at),
-    attempts: r.attempts,
-    retry_at: toMsOrNull(r.retryAt),
-    last_error_class: r.lastError?.class ?? null,
-    last_error_message: r.lastError?.message ?? null,
-    reason: r.reason,
-    state_since: toMs(r.stateSince),
-    cost_usd: r.costUsd,
-    lease_owner: r.lease?.owner ?? null,
-    lease_pid: r.lease?.pid ?? null,
-    lease_expires_at: r.lease === null ? null : toMs(r.lease.expiresAt),
-    version: r.version,
+    id: f.id,
+    title: f.title,
+    type: f.type,
+    sender: f.sender,
+    urgency: f.urgency,
+    deadline: f.deadline,
+    created: f.created,
+    approval_required: f.approvalRequired ? 1 : 0,
+    approval_reasons: JSON.stringify(f.approvalReasons),
+    state: f.state,
+    approval_by: f.approvalBy,
+    approval_at: f.approvalAt,
+    attempts: f.attempts,
+    retry_at: f.retryAt,
+    last_error_class: f.lastErrorClass,
+    last_error_message: f.lastErrorMessage,
+    reason: f.reason,
+    state_since: f.stateSince,
+    cost_usd: f.costUsd,
+    lease_owner: f.leaseOwner,
+    lease_pid: f.leasePid,
+    lease_expires_at: f.leaseExpiresAt,
+    version: f.version,
   };
 }
 
 function rowToRecord(row: TaskRow): TaskRecord {
-  return {
+  return unflattenTask({
     id: row.id,
-    state: row.state as TaskState,
-    approvalRequired: row.approval_required === 1,
-    approval: row.approval_by === null || row.approval_at === null
-      ? null
-      : { by: row.approval_by, at: fromMs(row.approval_at) },
-    attempts: row.attempts,
-    retryAt: fromMsOrNull(row.retry_at),
-    lastError: row.last_error_class === null || row.last_error_message === null
-      ? null
-      : { class: row.last_error_class as ErrorClass, message: row.last_error_message },
-    reason: row.reason,
-    stateSince: fromMs(row.state_since),
     title: row.title,
     type: row.type,
     sender: row.sender,
     urgency: row.urgency as Level,
-    deadline: fromMsOrNull(row.deadline),
-    created: fromMs(row.created),
+    deadline: row.deadline,
+    created: row.created,
+    approvalRequired: row.approval_required === 1,
     approvalReasons: JSON.parse(row.approval_reasons) as string[],
+    state: row.state as TaskState,
+    approvalBy: row.approval_by,
+    approvalAt: row.approval_at,
+    attempts: row.attempts,
+    retryAt: row.retry_at,
+    lastErrorClass: row.last_error_class as ErrorClass | null,
+    lastErrorMessage: row.last_error_message,
+    reason: row.reason,
+    stateSince: row.state_since,
     costUsd: row.cost_usd,
-    lease: row.lease_owner === null || row.lease_expires_at === null
-      ? null
-      : { owner: row.lease_owner, pid: row.lease_pid, expiresAt: fromMs(row.lease_expires_at) },
+    leaseOwner: row.lease_owner,
+    leasePid: row.lease_pid,
+    leaseExpiresAt: row.lease_expires_at,
     version: row.version,
-  };
+  });
 }
 
 function runToRow(r: RunRecord): RunRow {
