@@ -1,4 +1,7 @@
 import type { Context as HonoContext, Hono } from 'hono';
+// Hono marks `hono/aws-lambda` deprecated for v5 in favour of `@hono/aws-lambda`, but no `@hono/aws-lambda` is
+// published on npm yet (the registry answered 404 on 2026-11-26), so there is nothing to switch to: with hono 4 this
+// is the adapter. Move when that package exists and the bundle test (test/cloud/api-bundle.test.ts) passes with it.
 import { handle } from 'hono/aws-lambda';
 import type { APIGatewayProxyResult, LambdaContext, LambdaEvent } from 'hono/aws-lambda';
 import { SFNClient } from '@aws-sdk/client-sfn';
@@ -61,7 +64,8 @@ export function createApiHandler(deps: ApiDeps): ApiHandler {
     try {
       return await serve(event, context);
     } finally {
-      // POST /tasks counts admissions (TasksIngested) through the ingest path; one EMF document per invocation.
+      // POST /tasks counts admissions (TasksIngested) as the intake does (lambda/admit-task.ts); one EMF document per
+      // invocation.
       flushMetrics(deps.metrics);
     }
   };

@@ -1,34 +1,26 @@
 import { createHash } from 'node:crypto';
-import type { Logger } from '@aws-lambda-powertools/logger';
-import type { Metrics } from '@aws-lambda-powertools/metrics';
 import * as z from 'zod';
-import type { DynamoTaskStore } from '../lib/aws/dynamodb-store.ts';
-import { approvalDecision } from '../lib/core/approval.ts';
-import type { Config } from '../lib/core/config.ts';
 import type { TaskParseReason } from '../lib/core/errors.ts';
-import { DEFAULT_PARSE_LIMITS, parseTaskNote } from '../lib/core/parse-task.ts';
-import type { NewTask } from '../lib/core/store.ts';
+import { parseTaskNote } from '../lib/core/parse-task.ts';
 import { isValidTaskId } from '../lib/core/task.ts';
+import { admitTask, CLOUD_PARSE_LIMITS, type AdmitDeps, type AdmitOutcome } from './admit-task.ts';
 import { METRICS, MetricUnit } from './observability.ts';
 
+export { CLOUD_MAX_NOTE_BYTES } from './admit-task.ts';
+
 /**
- * The admission of one task document `{ id, markdown }`, shared by the intake queue's handler (lambda/ingest.ts) and
- * the API's `POST /tasks` (lib/aws/api-backend.ts), each with its own store and telemetry. The document is validated by
- * the core parser and the approval policy decides, at admission, whether the task needs a human; the task is written
- * idempotently on its id, with its markdown beside it for the runner.
+ * The admission of one task document `{ id, markdown }` from the intake queue (lambda/ingest.ts). The document is
+ * validated by the core parser, then admitted by lambda/admit-task.ts — which the API's `POST /tasks` uses too, with
+ * the task built from its structured request: the approval policy decides whether the task needs a human, and the
+ * task is written idempotently on its id, with its markdown beside it for the runner.
  *
  * A document that cannot become a task is QUARANTINED — a `QUARANTINE#<id>` item holding the reason, the offending
  * field and the start of the document. It is not retried: it would fail the same way for ever.
  *
- * Its own module, free of side effects, because lambda/ingest.ts builds its clients when it is loaded inside Lambda,
- * and the API Lambda must not build the intake handler's clients just by importing this logic.
+ * Its own module, free of side effects, because lambda/ingest.ts builds its clients when it is loaded inside Lambda.
  */
 
-export interface IngestDeps {
-  readonly store: DynamoTaskStore;
-  readonly config: Config;
-  readonly logger: Logger;
-  readonly metrics: Metrics;
+export interface IngestDeps extends AdmitDeps {
   readonly now?: () => Date;
 }
 
@@ -41,8 +33,7 @@ export interface TaskDocument {
 export type QuarantineReason = TaskParseReason | 'not_json' | 'invalid_document' | 'invalid_id';
 
 export type IngestOutcome =
-  | { readonly status: 'created'; readonly taskId: string; readonly approvalRequired: boolean }
-  | { readonly status: 'duplicate'; readonly taskId: string }
+  | AdmitOutcome
   | {
       readonly status: 'quarantined';
       /** The key the quarantine record is stored under (the task id when it is a valid one). */
@@ -51,12 +42,6 @@ export type IngestOutcome =
       readonly field: string | null;
       readonly message: string;
     };
-
-/**
- * The largest note the cloud admits. A DynamoDB item holds at most 400 KB and the note is stored whole for the runner;
- * the rest of the item and the attribute names need the margin. Larger notes are quarantined as `too_large`.
- */
-export const CLOUD_MAX_NOTE_BYTES = 300 * 1024;
 
 const documentSchema = z.object({
   id: z.string(),
@@ -93,10 +78,8 @@ export async function ingestDocument(deps: IngestDeps, raw: unknown, source: str
     });
   }
 
-  const parsed = parseTaskNote(
-    { id: doc.id, content: doc.markdown, fallbackCreated: now },
-    { ...DEFAULT_PARSE_LIMITS, maxBytes: CLOUD_MAX_NOTE_BYTES },
-  );
+  // Notes larger than CLOUD_MAX_NOTE_BYTES are quarantined as `too_large`.
+  const parsed = parseTaskNote({ id: doc.id, content: doc.markdown, fallbackCreated: now }, CLOUD_PARSE_LIMITS);
   if (!parsed.ok) {
     return quarantine(deps, now, {
       quarantineId: doc.id,
@@ -107,27 +90,7 @@ export async function ingestDocument(deps: IngestDeps, raw: unknown, source: str
     });
   }
 
-  const task = parsed.task;
-  const approval = approvalDecision(task, deps.config);
-  const newTask: NewTask = {
-    id: task.id,
-    title: task.title,
-    type: task.type,
-    sender: task.sender,
-    urgency: task.urgency,
-    deadline: task.deadline,
-    created: task.created,
-    approvalRequired: approval.required,
-    approvalReasons: approval.reasons,
-  };
-  const created = await deps.store.createWithBody(newTask, doc.markdown, now);
-  if (!created) {
-    deps.logger.info('duplicate task document ignored', { taskId: task.id, source });
-    return { status: 'duplicate', taskId: task.id };
-  }
-  deps.metrics.addMetric(METRICS.ingested, MetricUnit.Count, 1);
-  deps.logger.info('task admitted', { taskId: task.id, source, approvalRequired: approval.required, type: task.type });
-  return { status: 'created', taskId: task.id, approvalRequired: approval.required };
+  return admitTask(deps, parsed.task, doc.markdown, now, source);
 }
 
 /** Record a document that cannot become a task, and count it. */

@@ -3,27 +3,28 @@ import type { Metrics } from '@aws-lambda-powertools/metrics';
 import { SendTaskSuccessCommand } from '@aws-sdk/client-sfn';
 import type { SFNClient } from '@aws-sdk/client-sfn';
 import type { AddTaskRequest, AddTaskResponse, ResumeResponse, StopResponse, TaskActionResponse } from '../app/contracts.ts';
+// What a new task's note says, as the local `POST /tasks` and `fte task add` write it: a task added through either API
+// is the same task.
+import { newTaskNote, slugFromTitle } from '../app/new-task.ts';
 import type { ReadSources } from '../app/reads.ts';
 import { taskToWire } from '../app/wire.ts';
 import { combineBackend, storeReads, type ApiActions, type ApiBackend, type Caller } from '../api/backend.ts';
 import type { ApprovalAnswer } from '../cloud/task-state-machine.ts';
 import type { Config } from '../core/config.ts';
-import { DEFAULT_PARSE_LIMITS, parseTaskNote } from '../core/parse-task.ts';
 import type { TaskEvent } from '../core/state-machine.ts';
 import { TaskNotFoundError } from '../core/store.ts';
 import type { TaskRecord } from '../core/store.ts';
-// The note format of `fte task add` and the local `POST /tasks`: a task added through either API is the same note.
-import { buildTaskNote, slugFromTitle } from '../local/task-note.ts';
-import { CLOUD_MAX_NOTE_BYTES, ingestDocument } from '../../lambda/ingest-document.ts';
-import type { IngestOutcome } from '../../lambda/ingest-document.ts';
+import { admitTask, CLOUD_PARSE_LIMITS } from '../../lambda/admit-task.ts';
 import type { DynamoTaskStore } from './dynamodb-store.ts';
+import { taskFromNote, writeTaskNote } from './new-task.ts';
 
 /**
  * The cloud runtime's ApiBackend, served by lambda/api.ts behind API Gateway. The read side is the one every runtime
  * shares (lib/app/reads.ts over the store port), here over the DynamoDB table; the write side is the cloud's own:
  *
- * - `POST /tasks` builds the same note the local API writes and admits it through the ingest path of the intake queue
- *   (lambda/ingest-document.ts: core parser, approval policy, `createWithBody`, idempotent on the id);
+ * - `POST /tasks` builds the task from the request's fields by the note rules the core parser applies
+ *   (lib/aws/new-task.ts) and admits it as the intake queue does (lambda/admit-task.ts: approval policy,
+ *   `createWithBody` with the note for the runner, idempotent on the id);
  * - approve / reject record the human's decision in the table FIRST, then complete the approval wait of the state
  *   machine with `SendTaskSuccess` and an ApprovalAnswer, using the task token the wait stored on the task
  *   (docs/CLOUD.md §7.3). The record is the truth; the answer only ends the wait early;
@@ -63,16 +64,6 @@ export class ApprovalNotReadyError extends Error {
   }
 }
 
-/** The admitted note was set aside by the ingest path (the API checks notes first, so this means the two disagree). */
-export class TaskNotAdmittedError extends Error {
-  readonly code = 'TASK_PARSE_ERROR' as const;
-
-  constructor(readonly outcome: Extract<IngestOutcome, { status: 'quarantined' }>) {
-    super(`the task was not admitted (${outcome.reason}${outcome.field === null ? '' : `, field ${outcome.field}`}): ${outcome.message}`);
-    this.name = new.target.name;
-  }
-}
-
 /** No free id was found for a new task's title (MAX_NAME_ATTEMPTS taken). */
 export class NoFreeTaskIdError extends Error {
   readonly code = 'VAULT_CONFLICT' as const;
@@ -103,26 +94,25 @@ export class CloudActions implements ApiActions {
   }
 
   /**
-   * Write the note `fte task add` would write and admit it through the ingest path. The note is checked with the
-   * cloud's limits first, so a bad field is refused (TaskParseError, 400) and nothing — not even a quarantine record,
-   * which is for documents nobody is there to tell — is written. The id is the title's slug, or `<slug>-2`, `-3`, … when
-   * taken, as locally; admission is a conditional write, so two requests racing for one name get different ones.
+   * Admit the task the note `fte task add` would write describes, with that note for the runner. The fields are checked
+   * by the note rules with the cloud's limits first, so a bad field is refused (TaskParseError, 400) and nothing — not
+   * even a quarantine record, which is for documents nobody is there to tell — is written. The id is the title's slug,
+   * or `<slug>-2`, `-3`, … when taken, as locally; admission is a conditional write, so two requests racing for one name
+   * get different ones.
    */
   async addTask(input: AddTaskRequest, caller: Caller): Promise<AddTaskResponse> {
     const now = this.clock();
-    const markdown = buildTaskNote(input, now);
+    const note = newTaskNote(input, now);
+    const markdown = writeTaskNote(note);
     const slug = slugFromTitle(input.title);
-    const check = parseTaskNote(
-      { id: slug, content: markdown, fallbackCreated: now },
-      { ...DEFAULT_PARSE_LIMITS, maxBytes: CLOUD_MAX_NOTE_BYTES },
-    );
-    if (!check.ok) throw check.error;
+    taskFromNote(note, markdown, slug, now, CLOUD_PARSE_LIMITS);
 
-    const ingest = { store: this.deps.store, config: this.deps.config, logger: this.deps.logger, metrics: this.deps.metrics, now: () => now };
+    const { store, config, logger, metrics } = this.deps;
     for (let n = 1; n <= MAX_NAME_ATTEMPTS; n++) {
       const id = n === 1 ? slug : `${slug}-${n}`;
-      const outcome = await ingestDocument(ingest, { id, markdown }, `api:${caller.actor}`);
-      if (outcome.status === 'quarantined') throw new TaskNotAdmittedError(outcome);
+      // Built again under each id: a title that cleans to nothing falls back to the id, as a parsed note's does.
+      const task = taskFromNote(note, markdown, id, now, CLOUD_PARSE_LIMITS);
+      const outcome = await admitTask({ store, config, logger, metrics }, task, markdown, now, `api:${caller.actor}`);
       if (outcome.status === 'duplicate') continue;
       const record = await this.deps.store.get(outcome.taskId);
       // Just admitted with a strongly consistent write; only a delete in between could make it vanish.

@@ -56,8 +56,8 @@ export class FteFunction extends NodejsFunction {
         // The nodejs22.x runtime ships AWS SDK v3, so it stays out of the bundles.
         externalModules: ['@aws-sdk/*'],
         // `yaml` resolves to its CommonJS build under the node condition, which esbuild cannot tree-shake; its ESM
-        // build (the same code) lets esbuild drop about 17 KB. Only the ingest and API Lambdas parse YAML at all (task
-        // notes' frontmatter); settings reach every Lambda as JSON.
+        // build (the same code) lets esbuild drop about 17 KB. Only the ingest Lambda parses YAML at all (task notes'
+        // frontmatter): the API builds tasks from structured requests, and settings reach every Lambda as JSON.
         esbuildArgs: { '--alias:yaml': join(REPO_ROOT, 'node_modules', 'yaml', 'browser', 'index.js') },
         forceDockerBundling: false,
       },

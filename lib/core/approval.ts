@@ -1,5 +1,6 @@
 import type { Config } from './config.ts';
 import type { TaskDoc } from './task.ts';
+import { foldLookalikes, mixedScriptWords } from './homoglyphs.ts';
 import { matchingInflectedPhrases } from './text-match.ts';
 
 /**
@@ -13,7 +14,11 @@ export interface ApprovalDecision {
   readonly reasons: readonly string[];
 }
 
-export type ApprovalSubject = Pick<TaskDoc, 'title' | 'body' | 'type' | 'approval'>;
+/**
+ * `frontmatter` is read for the title as written: the parsed title has its bidi controls removed for display, and the
+ * policy must still see that they were there.
+ */
+export type ApprovalSubject = Pick<TaskDoc, 'title' | 'body' | 'type' | 'approval'> & Partial<Pick<TaskDoc, 'frontmatter'>>;
 
 export function approvalDecision(task: ApprovalSubject, config: Config): ApprovalDecision {
   const policy = config.approval;
@@ -29,8 +34,14 @@ export function approvalDecision(task: ApprovalSubject, config: Config): Approva
   if (words.length > 0) {
     reasons.push(`mentions ${words.map((w) => `"${w}"`).join(', ')}`);
   }
-  if (BIDI_CONTROLS.test(text)) {
+  const rawTitle = task.frontmatter?.title;
+  if (BIDI_CONTROLS.test(text) || (typeof rawTitle === 'string' && BIDI_CONTROLS.test(rawTitle))) {
     reasons.push('contains invisible bidirectional-text controls, which can make it read differently from what it says');
+  }
+  const mixed = mixedScriptWords(text);
+  if (mixed.length > 0) {
+    const shown = mixed.map((m) => `"${m.word.length > 40 ? `${m.word.slice(0, 39)}…` : m.word}" (${m.scripts.join(' + ')})`);
+    reasons.push(`mixes scripts in one word, ${shown.join(', ')}: letters of another alphabet can disguise a word`);
   }
   return { required: reasons.length > 0, reasons };
 }
@@ -42,14 +53,17 @@ const BIDI_CONTROLS = /[\u202a-\u202e\u2066-\u2069]/u;
  * The text the keywords are looked for in: what a reader (or a model) takes the words to be, not the code points that
  * spell them. Compatibility forms are folded (fullwidth ｗｉｒｅ and mathematical 𝐰𝐢𝐫𝐞 read "wire"), invisible
  * characters are dropped (a zero-width space or a soft hyphen inside "wi\u200bre" hides nothing from a reader), and
- * so are accents (a "tránsfer" is still a transfer). Applied to the keywords too, so configured keywords with accents
- * still match. Homoglyphs from other scripts (a Cyrillic "а" in "pаyment") are not folded.
+ * so are accents (a "tránsfer" is still a transfer), and look-alike letters of other scripts become the Latin letters
+ * they pass for (a Cyrillic "а" in "pаyment"; see homoglyphs.ts). Applied to the keywords too, so configured keywords
+ * with accents still match. The result is lower case.
  */
 export function foldForMatching(text: string): string {
-  return text
+  const stripped = text
     .normalize('NFKD')
     .replace(/[\p{Default_Ignorable_Code_Point}\p{M}]/gu, '')
     .normalize('NFC');
+  // After the accents are gone, so a "ї" (an "і" with a diaeresis) folds as its bare letter does.
+  return foldLookalikes(stripped);
 }
 
 /** When an approval request made at `requestedAt` expires. */

@@ -9,7 +9,8 @@ export type FteErrorCode =
   | 'CONFIG_INVALID'
   | 'SINCE_INVALID'
   | 'TASK_NOT_FOUND'
-  | 'STALE_WRITE';
+  | 'STALE_WRITE'
+  | 'FILE_WRITE_FAILED';
 
 export class FteError extends Error {
   readonly code: FteErrorCode;
@@ -76,4 +77,29 @@ export class SinceParseError extends FteError {
       `invalid --since value ${JSON.stringify(input)}: use a duration such as 30m, 24h, 7d, or an ISO timestamp`,
     );
   }
+}
+
+/**
+ * A file fte writes (a note, a quarantine note, the snapshot of an admitted note, an iteration journal) could not be
+ * written. The system's own message for a failed write names no file ("ENOSPC: no space left on device, write"), so an
+ * operator with a full disk could not tell which file system to free; this one does. `errno` keeps the system's reason
+ * (ENOSPC, EDQUOT, EFBIG, EROFS, EACCES, …) for callers that branch on it.
+ */
+export class FileWriteError extends FteError {
+  readonly errno: string | null;
+
+  constructor(
+    readonly path: string,
+    cause: unknown,
+  ) {
+    const errno = errnoOf(cause);
+    const why = cause instanceof Error ? cause.message : String(cause);
+    super('FILE_WRITE_FAILED', `cannot write ${path}: ${why}`, { cause });
+    this.errno = errno;
+  }
+}
+
+function errnoOf(cause: unknown): string | null {
+  if (typeof cause !== 'object' || cause === null || !('code' in cause)) return null;
+  return typeof cause.code === 'string' ? cause.code : null;
 }

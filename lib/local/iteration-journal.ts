@@ -1,5 +1,6 @@
 import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
+import { FileWriteError } from '../core/errors.ts';
 import type { Checkpoint, IterationRecord } from '../core/persistence.ts';
 
 // The records are the core's (the cloud runner journals the same shapes in DynamoDB); re-exported for this module's users.
@@ -18,13 +19,18 @@ export class IterationJournal {
   }
 
   append(taskId: string, record: IterationRecord): void {
-    mkdirSync(this.dir, { recursive: true });
-    const fd = openSync(this.file(taskId, 'jsonl'), 'a');
+    const path = this.file(taskId, 'jsonl');
     try {
-      writeSync(fd, `${JSON.stringify(record)}\n`);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
+      mkdirSync(this.dir, { recursive: true });
+      const fd = openSync(path, 'a');
+      try {
+        writeSync(fd, `${JSON.stringify(record)}\n`);
+        fsyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
+    } catch (err) {
+      throw new FileWriteError(path, err);
     }
   }
 
@@ -57,16 +63,21 @@ export class IterationJournal {
   }
 
   saveCheckpoint(taskId: string, checkpoint: Checkpoint): void {
-    mkdirSync(this.dir, { recursive: true });
+    const path = this.file(taskId, 'checkpoint.json');
     const temp = this.file(taskId, 'checkpoint.tmp');
-    writeFileSync(temp, JSON.stringify(checkpoint));
-    const fd = openSync(temp, 'r');
     try {
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
+      mkdirSync(this.dir, { recursive: true });
+      writeFileSync(temp, JSON.stringify(checkpoint));
+      const fd = openSync(temp, 'r');
+      try {
+        fsyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
+      renameSync(temp, path);
+    } catch (err) {
+      throw new FileWriteError(path, err);
     }
-    renameSync(temp, this.file(taskId, 'checkpoint.json'));
   }
 
   clearCheckpoint(taskId: string): void {

@@ -3,7 +3,7 @@ import { linkSync, lstatSync, mkdirSync, readFileSync, unlinkSync, writeFileSync
 import { join } from 'node:path';
 import { approvalDecision } from '../core/approval.ts';
 import type { Config } from '../core/config.ts';
-import type { TaskParseError } from '../core/errors.ts';
+import { FileWriteError, type TaskParseError } from '../core/errors.ts';
 import { upsertSection, withoutSections } from '../core/note-sections.ts';
 import { DEFAULT_PARSE_LIMITS, parseTaskNote } from '../core/parse-task.ts';
 import { isTerminal, type TaskEvent } from '../core/state-machine.ts';
@@ -97,6 +97,12 @@ export class TaskService {
         // The person put a dead task back in the queue: that is a retry of the same task.
         const record = await this.requeue(id, 'vault');
         return { kind: 'admitted', id, record, renamedFrom: null };
+      }
+      if (this.isLeftBehind(existing, folder)) {
+        // The task's own note, which a kill between the store's write and the move left here (a cancel or a reject of
+        // a queued task): taken for a new note, it would run again as `<id>-2`. The move is finished instead.
+        this.placeNote(existing);
+        return { kind: 'known', id };
       }
       // A new note that happens to reuse the name of a finished task: a different task, so it gets a free name.
       admittedId = await this.freeId(id);
@@ -247,8 +253,25 @@ export class TaskService {
   }
 
   private writeSnapshot(id: string, content: Uint8Array): void {
-    mkdirSync(this.snapshotDir, { recursive: true, mode: 0o700 });
-    writeFileSync(this.snapshotPath(id), content);
+    try {
+      mkdirSync(this.snapshotDir, { recursive: true, mode: 0o700 });
+      writeFileSync(this.snapshotPath(id), content);
+    } catch (err) {
+      throw new FileWriteError(this.snapshotPath(id), err);
+    }
+  }
+
+  /**
+   * Whether `<id>.md` in `folder` is the note `record` finished with, left where it was by a move that never happened:
+   * the folder of the record's state holds no note of that name, and this one has not changed (written, edited, moved
+   * in) since the task reached its state. A note a person drops in, or moves back, afterwards changes then (a rename
+   * sets the file's ctime too), so it stays new work. A file system whose clock runs ahead of this one's makes a left
+   * note look new: then it is admitted under a free name, as before.
+   */
+  private isLeftBehind(record: TaskRecord, folder: VaultFolder): boolean {
+    if (this.vault.locate(record.id).includes(folderOf(record.state))) return false;
+    const changed = this.vault.changedAt(folder, record.id);
+    return changed !== null && changed.getTime() <= record.stateSince.getTime();
   }
 
   /** Move a malformed note to Failed/ (under a free name) and write `<name>.error.md` beside it saying why. */
@@ -297,11 +320,12 @@ export class TaskService {
       `Fix the note, then move \`Failed/${name}.md\` back to \`Needs_Action/\` (and delete this file).`,
       '',
     ];
+    const errorPath = join(this.vault.folderPath('Failed'), `${name}.error.md`);
     try {
       // 'wx' (O_EXCL): never through a symbolic link, never over a file that appeared since the name was chosen.
-      writeFileSync(join(this.vault.folderPath('Failed'), `${name}.error.md`), lines.join('\n'), { flag: 'wx' });
+      writeFileSync(errorPath, lines.join('\n'), { flag: 'wx' });
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw new FileWriteError(errorPath, err);
     }
   }
 }

@@ -1,8 +1,9 @@
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { STATE_DIR, VAULT_FOLDERS, type VaultFolder } from '../core/vault-layout.ts';
 import { assertValidTaskId } from '../core/task.ts';
+import { FileWriteError } from '../core/errors.ts';
 import { listNoteIds } from './notes.ts';
 
 export class VaultConflictError extends Error {
@@ -85,9 +86,9 @@ export class Vault {
   }
 
   /** Every note of every folder, read with one directory listing per folder: id → the folders holding it. */
-  snapshot(): Map<string, VaultFolder[]> {
+  snapshot(folders: readonly VaultFolder[] = VAULT_FOLDERS): Map<string, VaultFolder[]> {
     const where = new Map<string, VaultFolder[]>();
-    for (const folder of VAULT_FOLDERS) {
+    for (const folder of folders) {
       for (const id of listNoteIds(this.folderPath(folder))) {
         const list = where.get(id);
         if (list === undefined) where.set(id, [folder]);
@@ -95,6 +96,19 @@ export class Vault {
       }
     }
     return where;
+  }
+
+  /**
+   * When `<id>.md` in `folder` last changed (ctime: written, or moved there), or null when it is not there. The entry
+   * itself, not what a symbolic link points to. Unlike mtime, nobody can set it back, so a copy that keeps the original's
+   * times still reads as new.
+   */
+  changedAt(folder: VaultFolder, id: string): Date | null {
+    try {
+      return lstatSync(this.notePath(folder, id)).ctime;
+    } catch {
+      return null;
+    }
   }
 
   read(folder: VaultFolder, id: string): string {
@@ -112,19 +126,27 @@ export class Vault {
       // A full disk fails the write half-way: the note stays as it was, and no half-written temp file is left beside it
       // (unless the name was taken by a file that is not ours).
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') rmSync(temp, { force: true });
-      throw err;
+      throw new FileWriteError(target, err);
     }
   }
 
   /** Create a new note; fails with VaultConflictError rather than replace one. */
   create(folder: VaultFolder, id: string, content: string): void {
+    const path = this.notePath(folder, id);
     try {
-      writeFileSync(this.notePath(folder, id), content, { flag: 'wx' });
+      writeFileSync(path, content, { flag: 'wx' });
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
         throw new VaultConflictError(`${folder}/${id}.md already exists; not overwriting it`);
       }
-      throw err;
+      // A disk that fills part-way leaves a cut-short note that would be admitted as the whole task: take it back
+      // ('wx' made it ours). Failing that, the write's own error is the one to report.
+      try {
+        rmSync(path, { force: true });
+      } catch {
+        // reported below
+      }
+      throw new FileWriteError(path, err);
     }
   }
 

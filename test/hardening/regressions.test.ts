@@ -81,7 +81,7 @@ try {
   v.rewrite('Done', 'n', 'x'.repeat(200_000));
   console.log('written');
 } catch (err) {
-  console.log((err as NodeJS.ErrnoException).code);
+  console.log((err as { errno: string }).errno);
 }
 `,
     );
@@ -237,4 +237,170 @@ try {
     expect(service.placeNote(record)).toBe('Needs_Action');
     expect(vault.folders()['Needs_Action']).toEqual(['raced']);
   }, 30_000);
+
+  it('keywords spelt with Cyrillic or Greek look-alike letters need approval; so does any word mixing those scripts, and a bidi control in a title', () => {
+    // Found by the corpus: "раyment" with a Cyrillic р and а, or "wіre" with a Ukrainian і, read as the keyword but
+    // matched nothing; and a title's bidi controls, removed when the note is parsed, never reached the policy.
+    const config = defaultConfig();
+    const decide = (title: string, body: string) => {
+      const parsed = parseTaskNote({ id: 'x', content: `---\ntitle: ${JSON.stringify(title)}\napproval: auto\n---\n${body}\n`, fallbackCreated: new Date() });
+      if (!parsed.ok) throw parsed.error;
+      return approvalDecision(parsed.task, config);
+    };
+    const disguised: Array<[string, string]> = [
+      ['\u0440\u0430yment', 'payment'], // Cyrillic р, а
+      ['w\u0456re', 'wire'], // Ukrainian і
+      ['W\u0406RE', 'wire'], // its capital
+      ['d\u0435pl\u03bfy', 'deploy'], // Cyrillic е, Greek ο
+      ['\u0435\u0445\u0435\u0441ute', 'execute'], // Cyrillic е, х, е, с
+      ['\u03a1ayment', 'payment'], // Greek capital Ρ
+      ['\u0501elete', 'delete'], // Cyrillic ԁ
+    ];
+    for (const [word, keyword] of disguised) {
+      for (const [title, body] of [['Routine', `Please ${word} it today.`], [`Please ${word} it`, 'See the title.']] as const) {
+        const reasons = decide(title, body).reasons.join('\n');
+        expect({ word, where: title === 'Routine' ? 'body' : 'title', reasons }).toEqual({
+          word,
+          where: title === 'Routine' ? 'body' : 'title',
+          reasons: expect.stringMatching(new RegExp(`mentions .*"${keyword}"[^]*mixes scripts in one word`)),
+        });
+      }
+    }
+    // A mixed word that spells no keyword is held all the same, and says which word.
+    const mixed = decide('Routine', 'Send the r\u0435port to Ann.');
+    expect(mixed.required).toBe(true);
+    expect(mixed.reasons).toEqual([expect.stringContaining('"r\u0435port" (Latin + Cyrillic)')]);
+    // A zero-width space between the letters does not split the word into single-script pieces.
+    expect(decide('Routine', 'p\u200b\u0430\u200by it').reasons.join()).toMatch(/mixes scripts/);
+    // Bidi controls in the title, which the parsed title no longer shows.
+    for (const title of ['Routine \u202eeriw\u202c note', 'Invoice \u2067approved\u2069', 'Plain \u202atext']) {
+      const parsed = parseTaskNote({ id: 'x', content: `---\ntitle: ${JSON.stringify(title)}\n---\nSee the title.\n`, fallbackCreated: new Date() });
+      expect(parsed.ok && parsed.task.title).not.toMatch(/[\u202a-\u202e\u2066-\u2069]/);
+      expect(parsed.ok && approvalDecision(parsed.task, config).reasons.join()).toMatch(/bidirectional/);
+    }
+    // Honest text in one script, or in several scripts word by word, runs without a human.
+    for (const text of ['Отчёт за неделю для Ann', 'Σύνοψη της εβδομάδας', 'Summarise the 5 µm wafer report', 'Прочитать iPhone-отзывы и report']) {
+      expect({ text, reasons: decide(text, text).reasons }).toEqual({ text, reasons: [] });
+    }
+  });
+
+  it('a cancel of a queued task cut short between the store write and the move is finished at the next start, not re-admitted as <id>-2', async () => {
+    // Found by the crash trials: kill -9 of `fte task cancel` after the store recorded the cancel but before the note
+    // left Needs_Action/. The next start took the note for new work and ran it as `withdrawn-2`.
+    vault = new TestVault(FAST_SETTINGS);
+    vault.note('withdrawn', { title: 'Withdrawn before it ran' }, 'stand-in: succeed');
+    const service = vault.service();
+    expect((await service.admit('withdrawn')).kind).toBe('admitted');
+    // The kill, made deterministic: the process "dies" at the rename, after the store's write.
+    service.vault.move = () => {
+      throw new Error('killed between the store write and the move');
+    };
+    await expect(service.cancel('withdrawn', 'operator')).rejects.toThrow(/killed/);
+    await service.close();
+    expect((await readStore(vault.dir)).tasks.map((t) => [t.id, t.state])).toEqual([['withdrawn', 'cancelled']]);
+    expect(vault.folders()['Needs_Action']).toEqual(['withdrawn']);
+
+    const r = await runOnceCli(vault);
+    expect(r.code, r.stderr).toBe(0);
+    expect(vault.folders()).toMatchObject({ Needs_Action: [], Rejected: ['withdrawn'], Done: [] });
+    expect((await readStore(vault.dir)).tasks.map((t) => [t.id, t.state])).toEqual([['withdrawn', 'cancelled']]);
+    expect(vault.calls()).toEqual([]);
+
+    // A person who moves the cancelled note back afterwards asks for the work again: that is still a new task.
+    renameSync(join(vault.dir, 'Rejected', 'withdrawn.md'), join(vault.dir, 'Needs_Action', 'withdrawn.md'));
+    expect((await runOnceCli(vault)).code).toBe(0);
+    expect(vault.folders()).toMatchObject({ Needs_Action: [], Rejected: [], Done: ['withdrawn-2'] });
+    expect((await readStore(vault.dir)).tasks.map((t) => [t.id, t.state]).sort()).toEqual([['withdrawn', 'cancelled'], ['withdrawn-2', 'done']]);
+  }, 60_000);
+
+  it('a write that fails for a full disk names the file: a new note, a rewrite, a snapshot, a quarantine note, the iteration journal', () => {
+    // Found by the store-fault runs: the disk-full exit said "ENOSPC: no space left on device, write" and nothing
+    // else, so an operator could not tell which file system to free.
+    vault = new TestVault(FAST_SETTINGS);
+    const dir = join(vault.scratch, 'small');
+    mkdirSync(dir);
+    // A real full disk where this machine lets us mount a tmpfs; else a file-size limit (EFBIG, the same code path).
+    const mounted = process.getuid?.() === 0 && process.env['FTE_HARDENING_NO_MOUNT'] !== '1' && tryMount(dir);
+    if (mounted) cleanups.push(() => execFileSync('umount', ['-l', dir], { stdio: 'ignore' }));
+    for (const folder of ['Needs_Action', 'Done', 'Failed', '.fte/snapshots', '.fte/iterations']) mkdirSync(join(dir, folder), { recursive: true });
+    writeFileSync(join(dir, 'Needs_Action', 'pay.md'), `---\ntitle: Pay the supplier\n---\n${'Pay invoice 7. '.repeat(20)}\n`);
+    writeFileSync(join(dir, 'Needs_Action', 'bad.md'), '---\ntitle: "unclosed\n---\n');
+    writeFileSync(join(dir, 'Done', 'n.md'), 'original\n');
+    if (mounted) {
+      const fd = openSync(join(dir, 'filler.bin'), 'w');
+      try {
+        for (;;) writeSync(fd, Buffer.alloc(64 * 1024, 7));
+      } catch (err) {
+        expect((err as NodeJS.ErrnoException).code).toBe('ENOSPC');
+      } finally {
+        closeSync(fd);
+      }
+    }
+    const script = join(vault.scratch, 'writes.mts');
+    const lib = (path: string) => JSON.stringify(join(ROOT, 'lib', path));
+    writeFileSync(
+      script,
+      `import { join } from 'node:path';
+import { defaultConfig } from ${lib('core/config.ts')};
+import { IterationJournal } from ${lib('local/iteration-journal.ts')};
+import { MemoryTaskStore } from ${lib('local/memory-store.ts')};
+import { TaskService } from ${lib('local/task-service.ts')};
+const dir = process.argv[2] as string;
+const service = new TaskService(dir, new MemoryTaskStore(), defaultConfig());
+const journal = new IterationJournal(join(dir, '.fte', 'iterations'));
+const record = { attempt: 1, iteration: 1, startedAt: new Date().toISOString(), endedAt: new Date().toISOString(), durationMs: 1, costUsd: 0, numTurns: 1, sessionId: 's'.repeat(100), ok: true, errorClass: null, promiseSeen: false };
+const writes: Record<string, () => unknown> = {
+  create: () => service.vault.create('Needs_Action', 'new', 'x'.repeat(4096)),
+  rewrite: () => service.vault.rewrite('Done', 'n', 'x'.repeat(4096)),
+  snapshot: () => service.admit('pay'),
+  quarantine: () => service.admit('bad'),
+  journal: () => journal.append('pay', record),
+  checkpoint: () => journal.saveCheckpoint('pay', { attempt: 1, iteration: 1, sessionId: 's'.repeat(100) }),
+};
+const out: Record<string, unknown> = {};
+for (const [name, write] of Object.entries(writes)) {
+  try {
+    await write();
+    out[name] = 'written';
+  } catch (err) {
+    const e = err as { code?: string; errno?: string; path?: string; message: string };
+    out[name] = { code: e.code, errno: e.errno, path: e.path, message: e.message };
+  }
+}
+console.log(JSON.stringify(out));
+`,
+    );
+    const command = mounted ? [process.execPath] : ['prlimit', '--fsize=64', process.execPath];
+    const [bin, ...args] = command as [string, ...string[]];
+    const out = JSON.parse(execFileSync(bin, [...args, '--import', 'tsx', script, dir], { cwd: ROOT, encoding: 'utf8' })) as Record<string, unknown>;
+    const errno = mounted ? 'ENOSPC' : 'EFBIG';
+    const expected = {
+      create: join(dir, 'Needs_Action', 'new.md'),
+      rewrite: join(dir, 'Done', 'n.md'),
+      snapshot: join(dir, '.fte', 'snapshots', 'pay.md'),
+      quarantine: join(dir, 'Failed', 'bad.error.md'),
+      journal: join(dir, '.fte', 'iterations', 'pay.jsonl'),
+      checkpoint: join(dir, '.fte', 'iterations', 'pay.checkpoint.json'),
+    };
+    for (const [name, path] of Object.entries(expected)) {
+      expect({ name, result: out[name] }).toEqual({
+        name,
+        result: { code: 'FILE_WRITE_FAILED', errno, path, message: expect.stringMatching(new RegExp(`^cannot write ${path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: ${errno}`)) },
+      });
+    }
+    // Nothing half-written is left to be taken for a whole note.
+    expect(readdirSync(join(dir, 'Needs_Action'))).toEqual(['pay.md']);
+    expect(readFileSync(join(dir, 'Done', 'n.md'), 'utf8')).toBe('original\n');
+    console.log(`write faults by ${mounted ? 'a full tmpfs (ENOSPC)' : 'prlimit --fsize (EFBIG)'}`);
+  }, 60_000);
 });
+
+/** Mount a small tmpfs at `dir`; false when this machine does not allow it. */
+function tryMount(dir: string): boolean {
+  try {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=256k', 'tmpfs', dir], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}

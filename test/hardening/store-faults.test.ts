@@ -253,8 +253,10 @@ describe('store faults: a clear error, a safe stop, nothing lost', () => {
     expect(exit, `the orchestrator should stop on a full disk; events: ${o.lines.map((l) => l.event).join(',')}`).not.toBeNull();
     expect(exit?.code).toBe(1);
     const error = errorOf(o.stderr);
-    expect(['STORE_UNAVAILABLE', 'ENOSPC', 'EFBIG']).toContain(error.code);
+    // FILE_WRITE_FAILED: a note, snapshot or journal write, which names its file (the errno stays in the message).
+    expect(['STORE_UNAVAILABLE', 'FILE_WRITE_FAILED', 'ENOSPC', 'EFBIG']).toContain(error.code);
     expect(error.message.length).toBeGreaterThan(10);
+    if (error.code === 'FILE_WRITE_FAILED') expect(error.message).toMatch(new RegExp(`^cannot write ${s.vault}/.*: (ENOSPC|EFBIG)`));
     // Its agents were stopped, not left to finish work nobody will record.
     expect(processesMentioning(s.scratch)).toEqual([]);
     const aborted = o.lines.filter((l) => l.event === 'abort').length;
@@ -283,7 +285,7 @@ describe('store faults: a clear error, a safe stop, nothing lost', () => {
     const before = treeSnapshot(s.vault, { skip: (rel) => rel === 'filler.bin' });
     const r = await fte(s.vault, s.env, ['orchestrator', 'run', '--once', '--no-api', '--json'], { ...(command ? { command } : {}) });
     expect(r.code, r.stderr).toBe(1);
-    expect(['STORE_UNAVAILABLE', 'ENOSPC', 'EFBIG']).toContain(errorOf(r.stderr).code);
+    expect(['STORE_UNAVAILABLE', 'FILE_WRITE_FAILED', 'ENOSPC', 'EFBIG']).toContain(errorOf(r.stderr).code);
     const after = treeSnapshot(s.vault, { skip: (rel) => rel === 'filler.bin' || rel.startsWith('.fte/fte.db') });
     expect(treeDiff(new Map([...before].filter(([k]) => !k.startsWith('.fte/fte.db'))), after)).toEqual([]);
   }, 60_000);

@@ -90,4 +90,32 @@ describe('TaskService.admit', () => {
     expect(failed.every((n) => !n.includes('\u0007'))).toBe(true);
     expect(readdirSync(join(root, 'Needs_Action'))).toEqual([]);
   });
+
+  it('finishes the move of a finished task note left behind in Needs_Action/; a note that arrives after the end is new work', async () => {
+    // The task ends (here: a cancel while queued) at `endedAt`; the note in Needs_Action/ was last changed before it
+    // (left behind by a kill between the store write and the move) or after it (put there by a person since).
+    const store = new MemoryTaskStore();
+    const s = new TaskService(root, store, defaultConfig(), () => new Date());
+    /** Admit `id` and record its cancel at `endedAt` in the store only, as a kill before the move leaves it. */
+    const cancelledQueued = async (id: string, endedAt: Date) => {
+      vault.create('Needs_Action', id, `---\ntitle: ${id}\n---\nbody`);
+      expect((await s.admit(id)).kind).toBe('admitted');
+      await store.apply(id, { type: 'cancel', by: 'operator' }, endedAt);
+    };
+
+    await cancelledQueued('left', new Date(Date.now() + 60_000));
+    expect(await s.admit('left')).toEqual({ kind: 'known', id: 'left' });
+    expect(vault.locate('left')).toEqual(['Rejected']);
+    expect((await store.list()).map((r) => r.id)).toEqual(['left']);
+
+    await cancelledQueued('again', new Date(Date.now() - 60_000));
+    expect(await s.admit('again')).toMatchObject({ kind: 'admitted', id: 'again-2', renamedFrom: 'again' });
+
+    // Nor is a note of that name that arrives while the task's own note already sits where its state says.
+    await cancelledQueued('twin', new Date(Date.now() + 60_000));
+    vault.move('twin', 'Needs_Action', 'Rejected');
+    vault.create('Needs_Action', 'twin', '---\ntitle: twin\n---\nanother');
+    expect(await s.admit('twin')).toMatchObject({ kind: 'admitted', id: 'twin-2' });
+    expect(vault.read('Rejected', 'twin')).toContain('body');
+  });
 });
