@@ -21,6 +21,7 @@ export async function benchCrashTrials(options: { quick: boolean; seed?: number 
   for (const [name, items] of failures) console.log(`NOT ZERO: ${name}: ${items.slice(0, 10).join('; ')}`);
   const reexec = report.reexecutions.slice(0, 10).map((r) => `${r.taskId} (${r.cause}${r.endToKillMs === null ? '' : `, ${r.endToKillMs} ms`})`);
   if (reexec.length) console.log(`re-executions (first 10): ${reexec.join('; ')}`);
+  if (report.requeuedUnknown.length) console.log(`requeued as unknown (first 10): ${report.requeuedUnknown.slice(0, 10).join('; ')}`);
   return failures.length === 0;
 }
 

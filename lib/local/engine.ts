@@ -1,7 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, unlinkSync, watch, writeFileSync, type FSWatcher } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, unlinkSync, watch, writeFileSync, type FSWatcher } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { setTimeout as delay } from 'node:timers/promises';
 import { approvalExpiresAt } from '../core/approval.ts';
 import type { RunKind } from '../core/claude-invocation.ts';
 import { readSection, upsertSection } from '../core/note-sections.ts';
@@ -15,11 +17,12 @@ import { folderOf, type VaultFolder } from '../core/vault-layout.ts';
 import { isValidTaskId } from '../core/task.ts';
 import { budgetState, BUDGET_WINDOW_MS, type BudgetState } from '../core/budget.ts';
 import { runFromIterations } from '../core/persistence.ts';
-import { runClaude, type AgentRun } from './claude-runner.ts';
-import { runExecutionLoop, type LoopOutcome } from './execution-loop.ts';
+import type { TaskDoc } from '../core/task.ts';
+import { RunSpool, type AgentSpool, type SpooledRun } from './agent-spool.ts';
+import { adoptClaude, runClaude, type AgentRun } from './claude-runner.ts';
+import { runExecutionLoop, type AdoptedIteration, type LoopOutcome } from './execution-loop.ts';
 import { IterationJournal } from './iteration-journal.ts';
-import { groupIsAlive, signalGroup, waitForGroupExit } from './process-group.ts';
-import { listNoteIds } from './notes.ts';
+import { markedGroupAlive, processesCarrying, signalGroup, stopMarkedGroup } from './process-group.ts';
 import { NOTE_SETTLE_MS, type TaskService } from './task-service.ts';
 import { VaultConflictError } from './vault.ts';
 
@@ -68,6 +71,8 @@ interface RunEnd {
   pausedFor: string | null;
   /** For an execution loop, the number of its last iteration (each iteration has its own log file). */
   lastIteration?: number | null;
+  /** Why nothing says how an adopted run ended (crash recovery): it is requeued as interrupted, attempt counted. */
+  unknownEnd?: string;
 }
 
 interface Completion {
@@ -90,6 +95,31 @@ function fromAgentRun(run: AgentRun): RunEnd {
     startedAt: run.startedAt,
     endedAt: run.endedAt,
     pausedFor: null,
+  };
+}
+
+/** An adopted run nothing says anything about: its agent is gone, no exit was recorded, its output holds no result. */
+function unknownEnd(adopted: SpooledRun): RunEnd {
+  const now = new Date();
+  return {
+    ok: false,
+    errorClass: 'interrupted',
+    message: 'interrupted',
+    text: '',
+    costUsd: 0,
+    numTurns: null,
+    durationMs: 0,
+    sessionId: null,
+    exitCode: null,
+    startedAt: new Date(adopted.record.spawnedAt),
+    endedAt: now,
+    pausedFor: null,
+    unknownEnd:
+      adopted.record.pgid === null
+        ? 'the orchestrator stopped (crash or kill) as it was starting this agent: no process of the run was found and ' +
+          'it left no output, so it never ran or died at once'
+        : 'the orchestrator stopped (crash or kill) while this agent ran, and the agent ended leaving no result and no ' +
+          'recorded exit (it crashed, or was killed with its orchestrator), so how the run ended is unknown',
   };
 }
 
@@ -130,6 +160,10 @@ export class Engine {
   private settleUntil: number | null = null;
   readonly journal: IterationJournal;
   private lastBudgetBlock: string | null = null;
+  /** The open tasks as the last turn listed them, for deciding how long to sleep and whether `--once` is done. */
+  private lastOpen: readonly TaskRecord[] | null = null;
+  /** How long the last turn took (ms): turns woken back to back are spaced by it, see `run`. */
+  private lastTurnMs = 0;
 
   constructor(
     private readonly service: TaskService,
@@ -197,6 +231,11 @@ export class Engine {
           break;
         }
         await this.sleep(await this.nextWakeMs());
+        // Back-to-back wakes (completions, file events) are spaced by the last turn's own length: a turn then handles
+        // every completion that arrived meanwhile instead of one each, and the loop leaves at least half the time to
+        // the API and the agents' output however long the backlog makes a turn. Small backlogs keep turns short, so
+        // the spacing is a few milliseconds there.
+        await delay(Math.min(this.lastTurnMs, MAX_TURN_SPACING_MS));
       }
     } catch (err) {
       // The loop cannot go on (the store failed, the disk is full). Stop the agents it started before giving up: their
@@ -211,19 +250,32 @@ export class Engine {
     }
   }
 
-  /** One turn of the loop. Public so tests can drive the engine step by step. */
+  /**
+   * One turn of the loop. Public so tests can drive the engine step by step.
+   *
+   * A turn reads the open tasks once and the live folders once, and every step works from those: at a backlog of
+   * 10,000 the store listing is the dearest thing a turn does, and each step listing again made a turn's cost a
+   * multiple of it. A step that changes tasks (intake, timers, a person's decision) marks the listing stale, and
+   * dispatch alone reads it again — it must see what was just admitted or approved. Between phases the turn yields, so
+   * the HTTP API in the same process answers while a long backlog is being worked through.
+   */
   async tick(): Promise<void> {
     if (this.fatal !== null) throw this.fatal;
+    const started = performance.now();
     await this.heartbeat();
     await this.drainCompletions();
-    // One listing of the open tasks serves both steps: a turn's store work must not grow twice with the backlog.
-    // Tasks intake admits now are in their right folder already, so reconcile has nothing to do for them.
-    const open = await this.store.list({ states: OPEN_STATES });
-    await this.intake(new Set(open.map((r) => r.id)));
-    await this.reconcile(open);
-    await this.fireTimers();
-    await this.enforceRunningStates();
-    if (this.stopping === 'no') await this.dispatch();
+    await yieldToIo();
+    let open = await this.store.list({ states: OPEN_STATES });
+    const where = this.vault.snapshot(LIVE_FOLDERS);
+    let changed = await this.intake(new Set(open.map((r) => r.id)), where);
+    changed = (await this.reconcile(open, where)) || changed;
+    await yieldToIo();
+    changed = (await this.fireTimers(open)) || changed;
+    if (changed) open = await this.store.list({ states: OPEN_STATES });
+    await this.enforceRunningStates(open);
+    if (this.stopping === 'no') await this.dispatch(open);
+    this.lastOpen = open;
+    this.lastTurnMs = performance.now() - started;
   }
 
   // ---------------------------------------------------------------------------------------------------------------
@@ -260,33 +312,73 @@ export class Engine {
     this.lockHeld = false;
   }
 
-  private pidFile(taskId: string): string {
-    return join(this.runDir, `${taskId}.pid`);
+  /** The files in .fte/run through which a task's agent run outlives its orchestrator (agent-spool.ts). */
+  private spoolOf(taskId: string): RunSpool {
+    return new RunSpool(this.runDir, taskId);
   }
 
   /**
-   * Tasks a previous orchestrator left in a running state: it died (kill -9, power loss) while their agents ran. The
-   * agents may still be running in their own process groups, so they are stopped first — two agents working on one
-   * task would duplicate its effects — and then the task goes back to the queue with the attempt counted, or to
-   * Failed/ when that was its last attempt.
+   * Tasks a previous orchestrator left in a running state: it died (kill -9, power loss) while their agents ran. A run
+   * it spooled is finished, not repeated (`adopt`): an agent still at work is waited for, one that ended is judged from
+   * what it left, and the outcome is recorded as the live path would. Only a run nothing says anything about (no spool
+   * of this attempt: the crash came before the agent started, or the spool is an earlier version's) goes back to the
+   * queue with the attempt counted, or to Failed/ when that was its last attempt; whatever it left running is stopped
+   * first, as two agents working on one task would duplicate its effects.
    */
   private async recoverOrphans(): Promise<void> {
     const orphans = await this.store.list({ states: [...RUNNING_STATES] });
     for (const record of orphans) {
       if (this.active.has(record.id)) continue;
-      await this.killLeftoverAgent(record.id);
-      await this.failRun(record, 'interrupted', 'the orchestrator stopped while this task ran (crash or kill)', this.journaledRun(record), true);
+      const found = this.spoolOf(record.id).read();
+      const kind: RunKind = record.state === 'planning' ? 'plan' : 'execute';
+      if (found.kind === 'run' && found.run.record.attempt === record.attempts && found.run.record.kind === kind) {
+        this.adopt(record, found.run);
+        continue;
+      }
+      const why = 'the orchestrator stopped (crash or kill) before it recorded this attempt\'s agent run';
+      this.emit('recover', `${record.id}: run outcome unknown: ${why}; counted as interrupted`, { taskId: record.id });
+      await this.killLeftoverAgent(record.id, 'its run cannot be finished from what was recorded');
+      await this.failRun(record, 'interrupted', `${why}, so how that run ended is unknown`, this.journaledRun(record), true);
     }
     await this.repairFinished();
+  }
+
+  /**
+   * Finish the spooled run of a task a stopped orchestrator left running: through the same completion path as a live
+   * run, so the outcome lands exactly as it would have (Done/ with its outcome section, a retry, Failed/). It holds a
+   * concurrency slot like any run, and shutdown, cancellation and the time limit stop it like any run.
+   */
+  private adopt(record: TaskRecord, found: SpooledRun): void {
+    const { kind, iteration, pgid } = found.record;
+    const run: ActiveRun = {
+      taskId: record.id,
+      kind,
+      attempt: record.attempts,
+      startedAt: new Date(found.record.spawnedAt),
+      abort: new AbortController(),
+      // The earlier orchestrator had asked it to stop (shutdown, cancel): the end is the interruption it would have recorded.
+      abortReason: found.exit?.aborted ? 'stopped by the orchestrator before that orchestrator itself died' : null,
+      pid: pgid,
+    };
+    this.active.set(record.id, run);
+    const what = kind === 'plan' ? 'planning run' : `execution (iteration ${iteration ?? 1})`;
+    this.emit(
+      'adopt',
+      `${record.id}: finishing the ${what} of attempt ${record.attempts} that a stopped orchestrator left ` +
+        `(${found.exit ? 'its agent ended, exit recorded' : pgid === null ? 'agent not recorded yet' : `agent group ${pgid}`}) instead of running it again`,
+      { taskId: record.id, kind, attempt: record.attempts, iteration, pid: pgid },
+    );
+    const task = this.service.admittedDoc(record.id) ?? { id: record.id, title: record.title, body: '', type: record.type };
+    this.launch(record, run, task, this.approvedPlan(record, kind), found);
   }
 
   /**
    * What a crash between a store write and the note's move leaves behind for a task that has since finished: the note
    * still in a folder of work in flight (In_Progress/, Pending_Approval/, Approved/) while the store says done, failed,
    * rejected, expired or cancelled. Reconciliation on each turn covers open tasks only, so finished ones are put right
-   * here, once per start. So are the pid files of runs whose end was recorded but whose file was not yet removed: left
-   * in place, one would name a process long gone, whose number may since belong to someone else, the next time that
-   * task runs and a crash cuts it short before its agent starts.
+   * here, once per start. So are the spooled runs of tasks no longer running: a run whose end was recorded but whose
+   * files were not yet removed, or the agent of a task cancelled or rejected while no orchestrator ran — still at work
+   * for nothing, so it is stopped first (only while its group is verifiably that run's: pids are reused).
    */
   private async repairFinished(): Promise<void> {
     for (const [id, folders] of this.vault.snapshot()) {
@@ -302,22 +394,11 @@ export class Engine {
         if (!(err instanceof VaultConflictError)) throw err;
       }
     }
-    let names: string[] = [];
-    try {
-      names = readdirSync(this.runDir);
-    } catch {
-      // no run folder yet
-    }
-    for (const name of names) {
-      const id = name.endsWith('.pid') ? name.slice(0, -'.pid'.length) : null;
-      if (id === null || this.active.has(id)) continue;
+    for (const id of RunSpool.taskIds(this.runDir)) {
+      if (this.active.has(id)) continue;
       const record = isValidTaskId(id) ? await this.store.get(id) : null;
       if (record !== null && RUNNING_STATES.has(record.state)) continue;
-      try {
-        rmSync(join(this.runDir, name), { force: true });
-      } catch {
-        // Not a file fte wrote (a folder of that name): it names no process, so it is left alone.
-      }
+      await this.killLeftoverAgent(id, `the task is ${record?.state ?? 'not in the store'}`);
     }
   }
 
@@ -333,22 +414,25 @@ export class Engine {
     });
   }
 
-  private async killLeftoverAgent(taskId: string): Promise<void> {
-    let pgid: number;
-    try {
-      pgid = Number(readFileSync(this.pidFile(taskId), 'utf8').trim());
-    } catch {
-      return;
-    }
-    if (Number.isInteger(pgid) && pgid > 1 && groupIsAlive(pgid)) {
-      this.emit('recover', `stopping the agent (process group ${pgid}) left running by a crashed orchestrator`, { taskId });
-      signalGroup(pgid, 'SIGTERM');
-      if (!(await waitForGroupExit(pgid, this.config.orchestrator.kill_grace_period * 1000))) {
-        signalGroup(pgid, 'SIGKILL');
-        await waitForGroupExit(pgid, 2000);
+  /**
+   * Stop what a spooled run left running and forget the run. Its group is signalled only while a member still carries
+   * the run's marker (process-group.ts): a pid file outlives its process, and the number may belong to a stranger now.
+   * A pid file without a record (an earlier fte version) cannot be verified, so what it names is left alone.
+   */
+  private async killLeftoverAgent(taskId: string, why: string): Promise<void> {
+    const spool = this.spoolOf(taskId);
+    const found = spool.read();
+    if (found.kind === 'run') {
+      const { record, marker } = found.run;
+      const pgid = record.pgid ?? processesCarrying(marker)[0]?.pgrp ?? null;
+      if (pgid !== null && markedGroupAlive(pgid, marker)) {
+        this.emit('recover', `stopping the agent of ${taskId} (process group ${pgid}) left running by a stopped orchestrator: ${why}`, { taskId, pid: pgid });
+        await stopMarkedGroup(pgid, marker, this.config.orchestrator.kill_grace_period * 1000);
       }
+    } else if (found.kind === 'unverifiable' && found.pgid !== null && signalGroup(found.pgid, 0)) {
+      this.emit('recover', `left process group ${found.pgid} alone: ${taskId}'s pid file has no record proving it is still that agent`, { taskId, pid: found.pgid });
     }
-    rmSync(this.pidFile(taskId), { force: true });
+    spool.remove();
   }
 
   // ---------------------------------------------------------------------------------------------------------------
@@ -361,16 +445,21 @@ export class Engine {
     await this.store.heartbeat(this.owner, now);
   }
 
-  private async intake(open: ReadonlySet<string>): Promise<void> {
-    const folder = this.vault.folderPath('Needs_Action');
+  /** Admit the notes in Needs_Action/ the store does not know yet. Returns whether any task was admitted. */
+  private async intake(open: ReadonlySet<string>, where: ReadonlyMap<string, readonly VaultFolder[]>): Promise<boolean> {
     // One listing of the open tasks per turn instead of one read per queued note: a turn's cost must not grow with a
     // store round trip per waiting task (bench/discovery.ts measured 13 µs a note that way).
     this.settleUntil = null;
-    for (const id of listNoteIds(folder)) {
+    let admitted = false;
+    // The snapshot lists Needs_Action/ first and in name order, so notes are admitted in the order they always were.
+    for (const [id, folders] of where) {
+      if (!folders.includes('Needs_Action')) continue;
       if (open.has(id)) continue; // queued, or reconcile puts it back where it belongs
+      await yieldToIo(); // a folder of thousands of new notes is admitted in one turn; the API answers meanwhile
       const result = await this.service.admit(id, 'Needs_Action', { settleMs: NOTE_SETTLE_MS });
       switch (result.kind) {
         case 'admitted':
+          admitted = true;
           this.emit('admitted', `queued ${result.id}${result.renamedFrom ? ` (renamed from ${result.renamedFrom})` : ''}: ${result.record.title}`, {
             taskId: result.id,
             approvalRequired: result.record.approvalRequired,
@@ -390,6 +479,7 @@ export class Engine {
           break;
       }
     }
+    return admitted;
   }
 
   /**
@@ -398,23 +488,27 @@ export class Engine {
    * store write and the rename) or a move fte does not accept (a note dragged into Approved/ that was never asked
    * about), and the note goes back to the folder of its recorded state — so no file move can skip the approval gate.
    */
-  private async reconcile(open: readonly TaskRecord[]): Promise<void> {
-    const where = this.vault.snapshot();
+  private async reconcile(open: readonly TaskRecord[], where: ReadonlyMap<string, readonly VaultFolder[]>): Promise<boolean> {
+    let decided = false;
     for (const record of open) {
-      const folders = where.get(record.id) ?? [];
       const expected = folderOf(record.state);
+      let folders = where.get(record.id) ?? [];
       if (folders.length === 1 && folders[0] === expected) continue;
+      // The snapshot skips Done/ and Failed/, which only grow; a note dragged there is looked up by name.
+      if (folders.length === 0) folders = this.vault.locate(record.id);
       if (folders.length === 0) continue; // deleted: dispatch cancels it if it ever comes up
       try {
         if (record.state === 'pending_approval' && folders.length === 1 && folders[0] === 'Approved') {
           await this.service.approve(record.id, 'vault');
           this.emit('approved', `${record.id} approved (moved to Approved/)`, { taskId: record.id });
+          decided = true;
           continue;
         }
         if (folders.length === 1 && folders[0] === 'Rejected') {
           const reason = record.state === 'pending_approval' ? 'moved to Rejected/' : 'moved to Rejected/ before it finished';
           await this.service.reject(record.id, 'vault', reason);
           this.emit('rejected', `${record.id} rejected (${reason})`, { taskId: record.id });
+          decided = true;
           continue;
         }
         if (folders.includes(expected)) {
@@ -434,12 +528,17 @@ export class Engine {
         throw err;
       }
     }
+    return decided;
   }
 
-  private async fireTimers(): Promise<void> {
+  /** Expire unanswered approval requests and requeue tasks whose backoff is over. Returns whether any task moved. */
+  private async fireTimers(open: readonly TaskRecord[]): Promise<boolean> {
     const now = this.clock();
-    for (const record of await this.store.list({ states: ['pending_approval'] })) {
+    let fired = false;
+    for (const record of open) {
+      if (record.state !== 'pending_approval') continue;
       if (now.getTime() < approvalExpiresAt(record.stateSince, this.config).getTime()) continue;
+      fired = true;
       try {
         const expired = await this.service.applyAndPlace(record.id, { type: 'expire' }, { expectedVersion: record.version });
         this.service.editNote(expired, (c) =>
@@ -450,8 +549,10 @@ export class Engine {
         if (!(err instanceof InvalidTransitionError || err instanceof StaleWriteError)) throw err;
       }
     }
-    for (const record of await this.store.list({ states: ['retry_wait'] })) {
+    for (const record of open) {
+      if (record.state !== 'retry_wait') continue;
       if (record.retryAt !== null && now.getTime() < record.retryAt.getTime()) continue;
+      fired = true;
       try {
         await this.service.applyAndPlace(record.id, { type: 'retry' }, { expectedVersion: record.version });
         this.emit('retry', `${record.id}: backoff over, queued again`, { taskId: record.id });
@@ -459,19 +560,23 @@ export class Engine {
         if (!(err instanceof InvalidTransitionError || err instanceof StaleWriteError)) throw err;
       }
     }
+    return fired;
   }
 
   /** Stop agents whose task left its running state underneath them (cancelled, rejected), and honour `stop --now`. */
-  private async enforceRunningStates(): Promise<void> {
+  private async enforceRunningStates(open: readonly TaskRecord[]): Promise<void> {
     const stopNow = existsSync(join(this.vault.stateDir, STOP_NOW_MARKER));
     if (stopNow) {
       const control = await this.store.control();
       if (control.stopRequested) this.abortAll('stop --now');
       rmSync(join(this.vault.stateDir, STOP_NOW_MARKER), { force: true });
     }
+    if (this.active.size === 0) return;
+    const byId = new Map(open.map((r) => [r.id, r]));
     for (const run of this.active.values()) {
       if (run.abortReason !== null) continue;
-      const record = await this.store.get(run.taskId);
+      // Not in the listing means no longer open (cancelled, rejected): only then is the task read again, for its state.
+      const record = byId.get(run.taskId) ?? (await this.store.get(run.taskId));
       if (record === null || !RUNNING_STATES.has(record.state)) {
         run.abortReason = `task is ${record?.state ?? 'gone'}`;
         run.abort.abort();
@@ -489,13 +594,7 @@ export class Engine {
     while (this.completions.length < this.active.size && Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
-    for (const c of this.completions) {
-      try {
-        rmSync(this.pidFile(c.run.taskId), { force: true });
-      } catch {
-        // Left for the next start, which removes what no running task owns.
-      }
-    }
+    // Their spools stay: the next start records what these runs left (agent-spool.ts) instead of guessing.
   }
 
   private abortAll(reason: string): void {
@@ -539,9 +638,15 @@ export class Engine {
     return state;
   }
 
-  /** The runnable tasks in dispatch order: approved work first (a person is waiting on it), then by score. */
-  async runnable(now: Date): Promise<TaskRecord[]> {
-    const candidates = await this.store.list({ states: ['approved', 'needs_action'] });
+  /**
+   * The runnable tasks in dispatch order: approved work first (a person is waiting on it), then by score. `open` is a
+   * listing of the open tasks taken this turn, to pick from instead of reading the store again.
+   */
+  async runnable(now: Date, open?: readonly TaskRecord[]): Promise<TaskRecord[]> {
+    const candidates =
+      open === undefined
+        ? await this.store.list({ states: RUNNABLE_STATES })
+        : open.filter((r) => r.state === 'approved' || r.state === 'needs_action');
     const scored = candidates.map((record) => ({ record, score: scoreTask(record, now, this.config).score }));
     scored.sort((a, b) => {
       const aa = a.record.state === 'approved' ? 0 : 1;
@@ -555,7 +660,7 @@ export class Engine {
     return scored.map((s) => s.record);
   }
 
-  private async dispatch(): Promise<void> {
+  private async dispatch(open: readonly TaskRecord[]): Promise<void> {
     const cap = this.config.orchestrator.max_concurrent_tasks;
     if (this.active.size >= cap) return;
     const stop = await this.stopReason();
@@ -563,11 +668,12 @@ export class Engine {
     const now = this.clock();
     const budget = await this.budget(now);
     if (budget.exhausted !== null) return;
-    for (const record of await this.runnable(now)) {
+    for (const record of await this.runnable(now, open)) {
       if (this.active.size >= cap) break;
       if (this.active.has(record.id)) continue;
       if (budget.exhaustedTypes[record.type] !== undefined) continue;
       await this.start(record);
+      await yieldToIo();
     }
   }
 
@@ -595,11 +701,6 @@ export class Engine {
       if (err instanceof InvalidTransitionError || err instanceof StaleWriteError) return;
       throw err;
     }
-    let plan: string | null = null;
-    if (kind === 'execute' && started.approvalRequired) {
-      const note = safeRead(() => this.vault.read('In_Progress', record.id));
-      plan = note === null ? null : readSection(note, 'plan');
-    }
     const run: ActiveRun = {
       taskId: record.id,
       kind,
@@ -615,50 +716,91 @@ export class Engine {
       kind,
       attempt: started.attempts,
     });
-    mkdirSync(this.runDir, { recursive: true });
-    const logPath = join(this.vault.stateDir, 'logs', record.id, `${started.attempts}-${kind}.log`);
+    this.launch(started, run, doc, this.approvedPlan(started, kind), null);
+  }
+
+  /** The plan a person approved, which an execute run of a task that needed approval must follow. */
+  private approvedPlan(record: TaskRecord, kind: RunKind): string | null {
+    if (kind !== 'execute' || !record.approvalRequired) return null;
+    const note = safeRead(() => this.vault.read('In_Progress', record.id));
+    return note === null ? null : readSection(note, 'plan');
+  }
+
+  /**
+   * Run a started task's agent — a planning run, or the execution loop — or finish the run an earlier orchestrator
+   * started (`adopted`, crash recovery), and queue how it ended for the loop. Every agent run is spooled in .fte/run
+   * (agent-spool.ts) before it starts, so that a restart after a kill -9 finishes it rather than repeats it.
+   */
+  private launch(record: TaskRecord, run: ActiveRun, task: Pick<TaskDoc, 'id' | 'title' | 'body' | 'type'>, plan: string | null, adopted: SpooledRun | null): void {
+    const spool = this.spoolOf(record.id);
     const logDir = join(this.vault.stateDir, 'logs', record.id);
+    let current: AgentSpool | null = null;
+    const unrecordable = (err: unknown): void => {
+      // Without its spool a crash would leave this agent running where no restart can find it: stop it, and stop
+      // the loop (a full disk or a broken .fte/ is not something the next task would fare better with).
+      run.abortReason = `cannot record the agent's run: ${(err as Error).message}`;
+      run.abort.abort();
+      this.fatal ??= err as Error;
+      this.poke();
+    };
+    const begin = (iteration: number | null, logPath: string): AgentSpool => {
+      try {
+        current = spool.begin({ attempt: run.attempt, kind: run.kind, iteration, timeoutMs: this.config.orchestrator.claude_timeout * 1000, logPath });
+        return current;
+      } catch (err) {
+        unrecordable(err);
+        throw err;
+      }
+    };
     const onSpawn = (pid: number): void => {
       run.pid = pid;
       try {
-        writeFileSync(this.pidFile(record.id), `${pid}\n`);
+        current?.spawned(pid);
       } catch (err) {
-        // Without its pid file a crash would leave this agent running where no restart can find it: stop it, and
-        // stop the loop (a full disk or a broken .fte/ is not something the next task would fare better with).
-        run.abortReason = `cannot record the agent's pid: ${(err as Error).message}`;
-        run.abort.abort();
-        this.fatal ??= err as Error;
-        this.poke();
+        unrecordable(err);
       }
     };
     const notePath = this.vault.notePath('In_Progress', record.id);
-    const running: Promise<RunEnd> =
-      kind === 'plan'
-        ? runClaude(this.config, {
-            kind,
-            task: doc,
-            notePath,
-            plan: null,
-            cwd: this.vault.root,
-            logPath: join(logDir, `${started.attempts}-plan.log`),
-            signal: run.abort.signal,
-            onSpawn,
-          }).then(fromAgentRun)
-        : runExecutionLoop({
-            config: this.config,
-            journal: this.journal,
-            task: doc,
-            attempt: started.attempts,
-            notePath,
-            plan,
-            cwd: this.vault.root,
-            logDir,
-            resumeFrom: this.journal.checkpoint(record.id),
-            priorCostUsd: started.costUsd,
-            shouldPause: async () => (await this.stopReason()) ?? (await this.budget(this.clock())).exhausted,
-            signal: run.abort.signal,
-            onSpawn,
-          }).then(fromLoop);
+    const execute = (adoptedIteration: AdoptedIteration | null): Promise<RunEnd> =>
+      runExecutionLoop({
+        config: this.config,
+        journal: this.journal,
+        task,
+        attempt: run.attempt,
+        notePath,
+        plan,
+        cwd: this.vault.root,
+        logDir,
+        resumeFrom: this.journal.checkpoint(record.id),
+        priorCostUsd: record.costUsd,
+        shouldPause: async () => (await this.stopReason()) ?? (await this.budget(this.clock())).exhausted,
+        signal: run.abort.signal,
+        onSpawn,
+        spool: (iteration) => begin(iteration, join(logDir, `${run.attempt}-execute-${iteration}.log`)),
+        adopted: adoptedIteration,
+      }).then(fromLoop);
+    let running: Promise<RunEnd>;
+    if (adopted !== null) {
+      running = adoptClaude(this.config, adopted, { signal: run.abort.signal }).then((ended) => {
+        if (ended === null) return unknownEnd(adopted);
+        if (run.kind === 'plan') return fromAgentRun(ended);
+        const iteration = adopted.record.iteration ?? 1;
+        const journaled = this.journal.list(record.id).filter((r) => r.attempt === run.attempt);
+        return execute({
+          iteration,
+          run: ended,
+          journaled: journaled.some((r) => r.iteration === iteration),
+          earlier: journaled.filter((r) => r.iteration < iteration),
+        });
+      });
+    } else if (run.kind === 'plan') {
+      const logPath = join(logDir, `${run.attempt}-plan.log`);
+      running = Promise.resolve()
+        .then(() => runClaude(this.config, { kind: 'plan', task, notePath, plan: null, cwd: this.vault.root, logPath, signal: run.abort.signal, onSpawn, spool: begin(null, logPath) }))
+        .then(fromAgentRun);
+    } else {
+      running = execute(null);
+    }
     running.then(
       (result) => this.complete({ run, result, crash: null }),
       (crash: unknown) => this.complete({ run, result: null, crash }),
@@ -672,12 +814,17 @@ export class Engine {
 
   private async drainCompletions(): Promise<void> {
     while (this.completions.length > 0) {
+      // Each end is a few synchronous writes; between two, the API in this process gets its turn.
+      await yieldToIo();
       const completion = this.completions.shift() as Completion;
+      let recorded = false;
       try {
         await this.finish(completion);
+        recorded = true;
       } finally {
         this.active.delete(completion.run.taskId);
-        rmSync(this.pidFile(completion.run.taskId), { force: true });
+        // An end that could not be recorded keeps its spool: the next start records it from there.
+        if (recorded) this.spoolOf(completion.run.taskId).remove();
       }
     }
   }
@@ -685,6 +832,11 @@ export class Engine {
   private async finish({ run, result, crash }: Completion): Promise<void> {
     const record = await this.store.get(run.taskId);
     if (record === null || !RUNNING_STATES.has(record.state)) return; // cancelled or rejected while it ran
+    if (result?.unknownEnd !== undefined) {
+      this.emit('recover', `${record.id}: run outcome unknown: ${result.unknownEnd}; counted as interrupted`, { taskId: record.id });
+      await this.failRun(record, 'interrupted', result.unknownEnd, this.journaledRun(record), true);
+      return;
+    }
     const runRecord: RunRecord | null =
       result === null
         ? null
@@ -837,13 +989,14 @@ export class Engine {
   /** Nothing fte can do without a human or a clock beyond the current backoffs. */
   private async idle(): Promise<boolean> {
     if (this.active.size > 0 || this.completions.length > 0 || this.settleUntil !== null) return false;
-    if ((await this.store.list({ states: ['retry_wait'] })).length > 0) return false;
+    const open = this.lastOpen ?? (await this.store.list({ states: OPEN_STATES }));
+    if (open.some((r) => r.state === 'retry_wait')) return false;
     if ((await this.stopReason()) !== null) return true;
     const now = this.clock();
     const budget = await this.budget(now);
     if (budget.exhausted !== null) return true;
     // Work held back by its type's daily budget waits on the clock or a person, not on fte.
-    return (await this.runnable(now)).every((r) => budget.exhaustedTypes[r.type] !== undefined);
+    return (await this.runnable(now, open)).every((r) => budget.exhaustedTypes[r.type] !== undefined);
   }
 
   /** Why `--once` has nothing more to do: what now waits on a person or on the clock. */
@@ -864,11 +1017,11 @@ export class Engine {
     const sweep = this.config.orchestrator.poll_interval * 1000;
     let next = Math.min(sweep, this.config.orchestrator.heartbeat_interval * 1000);
     const now = this.clock().getTime();
-    for (const record of await this.store.list({ states: ['retry_wait'] })) {
-      if (record.retryAt !== null) next = Math.min(next, Math.max(0, record.retryAt.getTime() - now));
-    }
-    for (const record of await this.store.list({ states: ['pending_approval'] })) {
-      next = Math.min(next, Math.max(0, approvalExpiresAt(record.stateSince, this.config).getTime() - now));
+    for (const record of this.lastOpen ?? (await this.store.list({ states: OPEN_STATES }))) {
+      if (record.state === 'retry_wait' && record.retryAt !== null) next = Math.min(next, Math.max(0, record.retryAt.getTime() - now));
+      if (record.state === 'pending_approval') {
+        next = Math.min(next, Math.max(0, approvalExpiresAt(record.stateSince, this.config).getTime() - now));
+      }
     }
     if (this.stopping !== 'no' && this.active.size > 0) next = Math.min(next, 200);
     if (this.settleUntil !== null) next = Math.min(next, Math.max(0, this.settleUntil - Date.now()));
@@ -897,13 +1050,21 @@ export class Engine {
   private startWatching(): void {
     // The watch makes a dropped file visible within a second; the sweep in `nextWakeMs` covers file systems where
     // watching is unreliable (network mounts, some sync tools).
-    const targets: string[] = [this.vault.root, this.vault.stateDir];
+    // In the vault root only the stop file matters and in .fte/ only the stop-now marker: the database's own journal
+    // lives there too, and waking on each of its writes made every store write cost a loop turn.
+    const stopFile = this.config.orchestrator.stop_hook_file;
+    const targets: Array<[string, (name: string | null) => boolean]> = [
+      [this.vault.root, (name) => name === null || name === stopFile],
+      [this.vault.stateDir, (name) => name === null || name === STOP_NOW_MARKER],
+    ];
     for (const folder of ['Needs_Action', 'Pending_Approval', 'Approved', 'Rejected'] as const) {
-      targets.push(this.vault.folderPath(folder));
+      targets.push([this.vault.folderPath(folder), () => true]);
     }
-    for (const target of targets) {
+    for (const [target, matters] of targets) {
       try {
-        const watcher = watch(target, { persistent: false }, () => this.poke());
+        const watcher = watch(target, { persistent: false }, (_event, name) => {
+          if (matters(name === null ? null : String(name))) this.poke();
+        });
         watcher.on('error', () => {});
         this.watchers.push(watcher);
       } catch {
@@ -914,6 +1075,18 @@ export class Engine {
 }
 
 const OPEN_STATES: TaskState[] = ['needs_action', 'planning', 'pending_approval', 'approved', 'executing', 'retry_wait'];
+const RUNNABLE_STATES: TaskState[] = ['approved', 'needs_action'];
+const MAX_TURN_SPACING_MS = 250;
+/**
+ * The folders a turn lists: where open tasks' notes live and where a person drops a decision. Done/ and Failed/ only
+ * grow and hold finished work, so listing them every turn would make a turn slower with every task ever done.
+ */
+const LIVE_FOLDERS: readonly VaultFolder[] = ['Needs_Action', 'In_Progress', 'Pending_Approval', 'Approved', 'Rejected'];
+
+/** Let pending I/O callbacks (HTTP requests, agent output) run between the synchronous phases of a turn. */
+function yieldToIo(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
 
 function pidAlive(pid: number): boolean {
   try {

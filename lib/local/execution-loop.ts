@@ -3,6 +3,7 @@ import { iterationGate, perTaskBudgetMessage } from '../core/persistence.ts';
 import type { Checkpoint, IterationRecord } from '../core/persistence.ts';
 import type { ErrorClass } from '../core/retry.ts';
 import type { TaskDoc } from '../core/task.ts';
+import type { AgentSpool } from './agent-spool.ts';
 import { runClaude, type AgentRun, type ClaudeRunInput } from './claude-runner.ts';
 
 /**
@@ -38,6 +39,22 @@ export interface LoopInput {
   /** The agent's environment (the cloud runner hides the task role from it); the runner's own by default. */
   env?: NodeJS.ProcessEnv;
   runAgent?: AgentRunner;
+  /** Opens the spool of each iteration's agent run (lib/local/agent-spool.ts), so a restart can finish it. */
+  spool?: (iteration: number) => AgentSpool;
+  /**
+   * An iteration an earlier orchestrator started and died during, finished since (crash recovery): it stands as
+   * iteration `iteration` of this attempt in place of a new run, and the loop goes on from it as if it had run it.
+   */
+  adopted?: AdoptedIteration | null;
+}
+
+export interface AdoptedIteration {
+  iteration: number;
+  run: AgentRun;
+  /** The earlier orchestrator journaled this iteration already (it died after the append). */
+  journaled: boolean;
+  /** This attempt's iterations before it, from the journal: they count towards the attempt's cost and its run record. */
+  earlier: IterationRecord[];
 }
 
 export interface LoopOutcome {
@@ -73,10 +90,12 @@ export async function runExecutionLoop(input: LoopInput): Promise<LoopOutcome> {
   const max = config.orchestrator.max_iterations;
   const promise = config.orchestrator.completion_promise;
   const perTask = config.budget.per_task_usd;
-  const startedAt = new Date();
-  const iterations: IterationRecord[] = [];
-  let session = input.resumeFrom?.sessionId ?? null;
-  let iteration = input.resumeFrom?.iteration ?? 0;
+  const adopted = input.adopted ?? null;
+  const firstEarlier = adopted?.earlier[0];
+  const startedAt = firstEarlier ? new Date(firstEarlier.startedAt) : (adopted?.run.startedAt ?? new Date());
+  const iterations: IterationRecord[] = [...(adopted?.earlier ?? [])];
+  let session = adopted?.earlier.at(-1)?.sessionId ?? input.resumeFrom?.sessionId ?? null;
+  let iteration = adopted ? adopted.iteration - 1 : (input.resumeFrom?.iteration ?? 0);
   let last: AgentRun | null = null;
 
   const spent = (): number => input.priorCostUsd + iterations.reduce((s, r) => s + r.costUsd, 0);
@@ -94,29 +113,37 @@ export async function runExecutionLoop(input: LoopInput): Promise<LoopOutcome> {
     ...fields,
   });
 
-  for (;;) {
+  for (let pass = 0; ; pass++) {
     iteration += 1;
-    const gate = iterationGate({ iteration, maxIterations: max, spentUsd: spent(), perTaskUsd: perTask });
-    if (!gate.go) return outcome({ ok: false, errorClass: gate.errorClass, message: gate.message });
-    if (iterations.length > 0 || input.resumeFrom !== null) {
-      const pause = await input.shouldPause();
-      if (pause !== null) return outcome({ ok: false, errorClass: null, message: pause, pausedFor: pause });
+    // The adopted iteration passed the gate and the pause check when the earlier orchestrator started it.
+    const inherited = pass === 0 && adopted !== null;
+    if (inherited) {
+      last = adopted.run;
+    } else {
+      const gate = iterationGate({ iteration, maxIterations: max, spentUsd: spent(), perTaskUsd: perTask });
+      if (!gate.go) return outcome({ ok: false, errorClass: gate.errorClass, message: gate.message });
+      if (iterations.length > 0 || input.resumeFrom !== null) {
+        const pause = await input.shouldPause();
+        if (pause !== null) return outcome({ ok: false, errorClass: null, message: pause, pausedFor: pause });
+      }
+      const continuing = session !== null;
+      const logPath = input.logDir === null ? null : `${input.logDir}/${input.attempt}-execute-${iteration}.log`;
+      last = await runAgent(config, {
+        kind: 'execute',
+        task,
+        notePath: input.notePath,
+        plan: input.plan,
+        cwd: input.cwd,
+        logPath,
+        resumeSessionId: continuing ? session : null,
+        continuation: continuing ? { iteration, maxIterations: max } : null,
+        maxBudgetUsd: gate.remainingUsd,
+        env: input.env,
+        signal: input.signal,
+        onSpawn: input.onSpawn,
+        ...(input.spool ? { spool: input.spool(iteration) } : {}),
+      });
     }
-    const continuing = session !== null;
-    last = await runAgent(config, {
-      kind: 'execute',
-      task,
-      notePath: input.notePath,
-      plan: input.plan,
-      cwd: input.cwd,
-      logPath: input.logDir === null ? null : `${input.logDir}/${input.attempt}-execute-${iteration}.log`,
-      resumeSessionId: continuing ? session : null,
-      continuation: continuing ? { iteration, maxIterations: max } : null,
-      maxBudgetUsd: gate.remainingUsd,
-      env: input.env,
-      signal: input.signal,
-      onSpawn: input.onSpawn,
-    });
     const text = last.result?.result ?? '';
     const record: IterationRecord = {
       attempt: input.attempt,
@@ -131,7 +158,7 @@ export async function runExecutionLoop(input: LoopInput): Promise<LoopOutcome> {
       errorClass: last.errorClass,
       promiseSeen: last.ok && text.includes(promise),
     };
-    await journal.append(task.id, record);
+    if (!(inherited && adopted.journaled)) await journal.append(task.id, record);
     iterations.push(record);
     session = record.sessionId;
     if (!last.ok) return outcome({ ok: false, errorClass: last.errorClass ?? 'agent_error', message: last.message });

@@ -75,3 +75,79 @@ export async function waitForGroupExit(pgid: number, timeoutMs: number, pollMs =
     await new Promise((resolve) => setTimeout(resolve, pollMs));
   }
 }
+
+/**
+ * Whether a process was started with `marker` (`NAME=value`) in its environment. fte gives each agent run a random
+ * marker, which its own children inherit: after a restart, that is what proves a pid or group in a pid file is still the
+ * run fte started and not a stranger that got the number since (pids are reused). Linux only (from /proc); false
+ * elsewhere and when the environment cannot be read.
+ */
+export function processCarries(pid: number, marker: string): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').includes(marker);
+  } catch {
+    return false;
+  }
+}
+
+/** Whether group identity can be checked here at all (see `processCarries`). */
+export const CAN_VERIFY_GROUPS = process.platform === 'linux';
+
+/** Running processes that carry `marker`, with their process groups (a scan of /proc; empty where it cannot be read). */
+export function processesCarrying(marker: string): Array<{ pid: number; pgrp: number }> {
+  const out: Array<{ pid: number; pgrp: number }> = [];
+  let entries: string[];
+  try {
+    entries = readdirSync('/proc');
+  } catch {
+    return out;
+  }
+  for (const name of entries) {
+    if (!/^\d+$/.test(name)) continue;
+    const stat = procStat(name);
+    if (stat === null || DEAD_STATES.has(stat.state)) continue;
+    if (processCarries(Number(name), marker)) out.push({ pid: Number(name), pgrp: stat.pgrp });
+  }
+  return out;
+}
+
+/**
+ * Whether group `pgid` still runs a process of the run that carries `marker`. Linux frees a pid only once no process
+ * uses it as its pid or its group id, so a group with a marked member is the very group fte started. Where identity
+ * cannot be checked (not Linux) this falls back to "the group exists".
+ */
+export function markedGroupAlive(pgid: number, marker: string): boolean {
+  if (!CAN_VERIFY_GROUPS) return signalGroup(pgid, 0);
+  if (!signalGroup(pgid, 0)) return false;
+  let entries: string[];
+  try {
+    entries = readdirSync('/proc');
+  } catch {
+    return false;
+  }
+  for (const name of entries) {
+    if (!/^\d+$/.test(name)) continue;
+    const stat = procStat(name);
+    if (stat && stat.pgrp === pgid && !DEAD_STATES.has(stat.state) && processCarries(Number(name), marker)) return true;
+  }
+  return false;
+}
+
+/** Whether the group's leader (the agent itself) still runs and is the process fte started (see `markedGroupAlive`). */
+export function markedLeaderAlive(pgid: number, marker: string): boolean {
+  if (!processIsAlive(pgid)) return false;
+  return !CAN_VERIFY_GROUPS || processCarries(pgid, marker);
+}
+
+/**
+ * Stop a group fte started but is not the parent of (an agent left by an orchestrator that died): SIGTERM, then SIGKILL
+ * once `graceMs` has passed, each only while the group is still verified as that run's (`markedGroupAlive`). True when
+ * the group was ours and is gone; false when it was already gone or is not ours to stop.
+ */
+export async function stopMarkedGroup(pgid: number, marker: string, graceMs: number): Promise<boolean> {
+  if (!markedGroupAlive(pgid, marker)) return false;
+  signalGroup(pgid, 'SIGTERM');
+  if (await waitForGroupExit(pgid, graceMs, 25)) return true;
+  if (markedGroupAlive(pgid, marker)) signalGroup(pgid, 'SIGKILL');
+  return waitForGroupExit(pgid, 2000, 25);
+}

@@ -1,9 +1,10 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import type { Readable } from 'node:stream';
-import { signalGroup, waitForGroupExit } from './process-group.ts';
-import { RunLog } from './run-log.ts';
+import { closeSync, existsSync, fstatSync, mkdtempSync, openSync, readSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { markedGroupAlive, markedLeaderAlive, processesCarrying, signalGroup, stopMarkedGroup, waitForGroupExit } from './process-group.ts';
+import { RunLog, type OutputSource } from './run-log.ts';
 
 /**
  * Runs one agent process and always leaves nothing of it behind.
@@ -12,17 +13,18 @@ import { RunLog } from './run-log.ts';
  * leader of its own process group, so the tools it starts can be killed with it. Cleanup of that group:
  * - on timeout or abort: SIGTERM to the group, then SIGKILL to the group after `killGraceMs`;
  * - whenever the agent itself exits, for any reason: SIGKILL to whatever is left of its group. An agent's tools may
- *   start servers or watchers and the agent may exit without stopping them; they would otherwise run on as orphans
- *   and, holding its stdout open, keep the run from ever ending. A process that leaves the group on purpose
- *   (setsid, its own `detached` spawn) escapes this, and fte stops reading its output after a short wait.
- * The promise resolves after the agent has exited, its output has ended and (within a bound) no member of its group
- * is running any more. POSIX only: Windows has no process groups.
+ *   start servers or watchers and the agent may exit without stopping them; they would otherwise run on as orphans.
+ *   A process that leaves the group on purpose (setsid, its own `detached` spawn) escapes this.
+ * The agent writes its stdout and stderr straight into files, never into pipes to fte: a file outlives the orchestrator,
+ * so an agent that finishes after a kill -9 of fte still leaves its result where the restarted orchestrator can read it
+ * (`adoptAgent`), and an agent writing to a dead orchestrator's pipe would get EPIPE. It also means a process that
+ * holds the output open can never keep a run from ending: fte reads the files once the agent has exited.
+ * The promise resolves after the agent has exited and (within a bound) no member of its group is running any more.
+ * POSIX only: Windows has no process groups.
  */
 
 /** Per stream; beyond it the oldest output is dropped, since Claude's result object is the last thing it prints. */
 export const OUTPUT_CAP_BYTES = 4 * 1024 * 1024;
-/** How long to wait, after the agent exits, for its output pipes to close. */
-const STREAM_DRAIN_MS = 2000;
 /** How long to wait, after the final SIGKILL, for the group's members to be gone. */
 const GROUP_EXIT_WAIT_MS = 1000;
 /** setTimeout's ceiling (about 24.8 days); a longer delay would fire at once. */
@@ -40,6 +42,25 @@ export interface RunAgentOptions {
   logPath: string | null;
   signal?: AbortSignal;
   onSpawn?: (pid: number) => void;
+  /** Where the agent's output goes; files in a temporary folder, removed afterwards, when not given. */
+  output?: AgentOutputFiles;
+  /** Told the moment the agent exits, before anything else is done about it, so the exit can be recorded durably. */
+  onExit?: (exit: AgentExit) => void;
+}
+
+export interface AgentOutputFiles {
+  stdoutPath: string;
+  stderrPath: string;
+}
+
+/** How the agent process itself ended, as its parent saw it. */
+export interface AgentExit {
+  exitCode: number | null;
+  signal: string | null;
+  timedOut: boolean;
+  aborted: boolean;
+  durationMs: number;
+  endedAt: string;
 }
 
 export interface ProcessOutcome {
@@ -57,33 +78,49 @@ export interface ProcessOutcome {
   logError: string | null;
 }
 
-/** Keeps the last `cap` bytes of a stream. */
-class TailBuffer {
-  truncated = false;
-  private chunks: Buffer[] = [];
-  private size = 0;
-
-  constructor(private readonly cap: number) {}
-
-  push(chunk: Buffer): void {
-    this.chunks.push(chunk);
-    this.size += chunk.length;
-    while (this.size > this.cap) {
-      const first = this.chunks[0] as Buffer;
-      const excess = this.size - this.cap;
-      this.truncated = true;
-      if (first.length <= excess) {
-        this.chunks.shift();
-        this.size -= first.length;
-      } else {
-        this.chunks[0] = first.subarray(excess);
-        this.size -= excess;
-      }
-    }
+/** The last `cap` bytes of a file (the result object is at the end), and whether anything before them was dropped. */
+function readTail(path: string, cap: number): { text: string; truncated: boolean } {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch {
+    return { text: '', truncated: false };
   }
+  try {
+    const size = fstatSync(fd).size;
+    const length = Math.min(size, cap);
+    const buffer = Buffer.alloc(length);
+    let read = 0;
+    while (read < length) {
+      const n = readSync(fd, buffer, read, length - read, size - length + read);
+      if (n === 0) break;
+      read += n;
+    }
+    return { text: buffer.subarray(0, read).toString('utf8'), truncated: size > cap };
+  } finally {
+    closeSync(fd);
+  }
+}
 
-  text(): string {
-    return Buffer.concat(this.chunks).toString('utf8');
+const COPY_CHUNK_BYTES = 1024 * 1024;
+
+/** Append a whole output file to the run log: the log keeps everything, however much is dropped from memory. */
+function copyToLog(log: RunLog, source: OutputSource, path: string): void {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch {
+    return;
+  }
+  try {
+    const buffer = Buffer.alloc(COPY_CHUNK_BYTES);
+    for (;;) {
+      const n = readSync(fd, buffer, 0, buffer.length, null);
+      if (n === 0) break;
+      log.output(source, Buffer.from(buffer.subarray(0, n)));
+    }
+  } finally {
+    closeSync(fd);
   }
 }
 
@@ -96,87 +133,107 @@ function describeSpawnError(command: string, cwd: string, err: unknown): string 
   return `fte: could not start ${command}: ${e.message}\n`;
 }
 
-function whenClosed(stream: Readable | null): Promise<void> {
-  if (!stream || stream.closed || stream.destroyed) return Promise.resolve();
-  return new Promise((resolve) => stream.once('close', () => resolve()));
+/** Output files for a run nobody needs to find again: a private temporary folder, removed by `dispose`. */
+function temporaryOutput(): { files: AgentOutputFiles; dispose: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), 'fte-agent-'));
+  return {
+    files: { stdoutPath: join(dir, 'stdout'), stderrPath: join(dir, 'stderr') },
+    dispose: () => rmSync(dir, { recursive: true, force: true }),
+  };
 }
 
-function delay(ms: number): { promise: Promise<void>; cancel: () => void } {
-  let timer: NodeJS.Timeout | undefined;
-  const promise = new Promise<void>((resolve) => {
-    timer = setTimeout(resolve, ms);
-  });
-  return { promise, cancel: () => clearTimeout(timer) };
+/** Collects what a run produced: the output files' tails plus fte's own notes, and the log. */
+class RunRecorder {
+  private readonly notes: string[] = [];
+  readonly log: RunLog | null;
+
+  constructor(
+    logPath: string | null,
+    private readonly files: AgentOutputFiles,
+  ) {
+    this.log = logPath ? new RunLog(logPath) : null;
+  }
+
+  /** A line of fte's own about the run, shown as stderr (the classifier quotes stderr when there is no result). */
+  note(text: string): void {
+    this.notes.push(text);
+    this.log?.output('stderr', Buffer.from(text));
+  }
+
+  async finish(fields: Omit<ProcessOutcome, 'stdout' | 'stderr' | 'truncated' | 'logError'>): Promise<ProcessOutcome> {
+    const out = readTail(this.files.stdoutPath, OUTPUT_CAP_BYTES);
+    const err = readTail(this.files.stderrPath, OUTPUT_CAP_BYTES);
+    if (this.log) {
+      copyToLog(this.log, 'stdout', this.files.stdoutPath);
+      copyToLog(this.log, 'stderr', this.files.stderrPath);
+      this.log.line(
+        `=== pid ${fields.pid ?? 'none'}, exit code ${fields.exitCode ?? 'none'}, signal ${fields.signal ?? 'none'}, ` +
+          `timed out ${fields.timedOut ? 'yes' : 'no'}, aborted ${fields.aborted ? 'yes' : 'no'}, ${fields.durationMs} ms ===`,
+      );
+      await this.log.close();
+    }
+    return {
+      ...fields,
+      stdout: out.text,
+      stderr: err.text + this.notes.join(''),
+      truncated: { stdout: out.truncated, stderr: err.truncated },
+      logError: this.log?.error ?? null,
+    };
+  }
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 export async function runAgent(options: RunAgentOptions): Promise<ProcessOutcome> {
   const started = performance.now();
-  const log = options.logPath ? new RunLog(options.logPath) : null;
-  const stdout = new TailBuffer(OUTPUT_CAP_BYTES);
-  const stderr = new TailBuffer(OUTPUT_CAP_BYTES);
+  const temporary = options.output ? null : temporaryOutput();
+  const files = options.output ?? (temporary as { files: AgentOutputFiles }).files;
+  const recorder = new RunRecorder(options.logPath, files);
   let pid: number | null = null;
   let timedOut = false;
   let aborted = false;
 
   const shownArgs = options.args.map((a) => (a.length > LOGGED_ARG_MAX ? `<${a.length} characters>` : a));
-  log?.line(`=== ${new Date().toISOString()} run ${options.command} ${JSON.stringify(shownArgs)} in ${options.cwd} ===`);
+  recorder.log?.line(`=== ${new Date().toISOString()} run ${options.command} ${JSON.stringify(shownArgs)} in ${options.cwd} ===`);
 
   const finish = async (exitCode: number | null, signal: string | null): Promise<ProcessOutcome> => {
-    const durationMs = Math.round(performance.now() - started);
-    log?.line(
-      `=== pid ${pid ?? 'none'}, exit code ${exitCode ?? 'none'}, signal ${signal ?? 'none'}, timed out ${timedOut ? 'yes' : 'no'}, ` +
-        `aborted ${aborted ? 'yes' : 'no'}, ${durationMs} ms ===`,
-    );
-    await log?.close();
-    return {
-      exitCode,
-      signal,
-      timedOut,
-      aborted,
-      stdout: stdout.text(),
-      stderr: stderr.text(),
-      durationMs,
-      pid,
-      truncated: { stdout: stdout.truncated, stderr: stderr.truncated },
-      logError: log?.error ?? null,
-    };
-  };
-  const note = (text: string): void => {
-    const chunk = Buffer.from(text);
-    stderr.push(chunk);
-    log?.output('stderr', chunk);
+    try {
+      return await recorder.finish({ exitCode, signal, timedOut, aborted, durationMs: Math.round(performance.now() - started), pid });
+    } finally {
+      temporary?.dispose();
+    }
   };
 
   if (options.signal?.aborted) {
     aborted = true;
-    note('fte: the run was aborted before the agent started\n');
+    recorder.note('fte: the run was aborted before the agent started\n');
     return finish(null, null);
   }
 
   let child: ChildProcess;
+  let stdoutFd: number | null = null;
+  let stderrFd: number | null = null;
   try {
+    stdoutFd = openSync(files.stdoutPath, 'w', 0o600);
+    stderrFd = openSync(files.stderrPath, 'w', 0o600);
     child = spawn(options.command, options.args, {
       cwd: options.cwd,
       env: options.env ?? process.env,
       detached: true,
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: ['ignore', stdoutFd, stderrFd],
       shell: false,
     });
   } catch (err) {
-    // Synchronous failures: an argument with a NUL byte, an invalid option.
-    note(describeSpawnError(options.command, options.cwd, err));
+    // Synchronous failures: an argument with a NUL byte, an invalid option, output files that cannot be created.
+    recorder.note(describeSpawnError(options.command, options.cwd, err));
     return finish(null, null);
+  } finally {
+    // The child has its own copies of the descriptors; fte reads the files by name once the agent has exited.
+    if (stdoutFd !== null) closeSync(stdoutFd);
+    if (stderrFd !== null) closeSync(stderrFd);
   }
-
-  const outputClosed = Promise.all([whenClosed(child.stdout), whenClosed(child.stderr)]);
-  child.stdout?.on('data', (chunk: Buffer) => {
-    stdout.push(chunk);
-    log?.output('stdout', chunk);
-  });
-  child.stderr?.on('data', (chunk: Buffer) => {
-    stderr.push(chunk);
-    log?.output('stderr', chunk);
-  });
 
   return new Promise<ProcessOutcome>((resolve) => {
     let settled = false;
@@ -218,28 +275,105 @@ export async function runAgent(options: RunAgentOptions): Promise<ProcessOutcome
     child.on('error', (err) => {
       // After a successful spawn, 'exit' decides the outcome; an error before it means nothing ran.
       if (pid !== null) return;
-      note(describeSpawnError(options.command, options.cwd, err));
-      settle(outputClosed.then(() => finish(null, null)));
+      recorder.note(describeSpawnError(options.command, options.cwd, err));
+      settle(finish(null, null));
     });
 
     child.once('exit', (exitCode, signal) => {
       exited = true;
       clearTimeout(timeoutTimer);
       clearTimeout(graceTimer);
+      try {
+        options.onExit?.({
+          exitCode,
+          signal,
+          timedOut,
+          aborted,
+          durationMs: Math.round(performance.now() - started),
+          endedAt: new Date().toISOString(),
+        });
+      } catch {
+        // Recording the exit only spares a restarted orchestrator a guess; the run itself is unaffected.
+      }
       const afterExit = async (): Promise<ProcessOutcome> => {
-        if (pid !== null) signalGroup(pid, 'SIGKILL');
-        const drain = delay(STREAM_DRAIN_MS);
-        const drained = await Promise.race([outputClosed.then(() => true), drain.promise.then(() => false)]);
-        drain.cancel();
-        if (!drained) {
-          child.stdout?.destroy();
-          child.stderr?.destroy();
-          note('fte: a process outside the agent\'s group kept its output open; stopped reading it\n');
+        if (pid !== null) {
+          signalGroup(pid, 'SIGKILL');
+          await waitForGroupExit(pid, GROUP_EXIT_WAIT_MS);
         }
-        if (pid !== null) await waitForGroupExit(pid, GROUP_EXIT_WAIT_MS);
         return finish(exitCode, signal);
       };
       settle(afterExit());
     });
   });
+}
+
+export interface AdoptAgentOptions {
+  /** The agent's process group; null when the orchestrator that started it died before recording it. */
+  pgid: number | null;
+  /** The `NAME=value` the run carries in its environment: what proves a process is still the run's (pid reuse). */
+  marker: string;
+  output: AgentOutputFiles;
+  /** How the agent exited, if the orchestrator that started it lived to see it. */
+  exit: AgentExit | null;
+  spawnedAt: Date;
+  timeoutMs: number;
+  killGraceMs: number;
+  logPath: string | null;
+  signal?: AbortSignal;
+  pollMs?: number;
+}
+
+export interface AdoptedOutcome extends ProcessOutcome {
+  /** Whether `exitCode` and `signal` are known: only a parent sees them, and the parent may have died first. */
+  exitKnown: boolean;
+}
+
+/**
+ * Take over an agent an earlier orchestrator started and did not live to see end (kill -9, power loss of fte only):
+ * wait for it as `runAgent` would — to its end, or to its time limit or an abort (then SIGTERM, SIGKILL after
+ * `killGraceMs`, as `runAgent` does) — then clear what is left of its group and read its output files.
+ *
+ * fte is not the agent's parent, so it cannot collect its exit status: it polls whether the agent still runs, and the
+ * exit code is known only if the earlier orchestrator recorded it (`exit`). A process counts as the agent only while it
+ * carries the run's marker, so a pid reused by someone else is never waited for or signalled.
+ */
+export async function adoptAgent(options: AdoptAgentOptions): Promise<AdoptedOutcome> {
+  const recorder = new RunRecorder(options.logPath, options.output);
+  const pollMs = options.pollMs ?? 100;
+  const marked = options.pgid === null ? processesCarrying(options.marker) : [];
+  const pgid = options.pgid ?? marked.find((p) => p.pid === p.pgrp)?.pgrp ?? marked[0]?.pgrp ?? null;
+  const deadline = options.spawnedAt.getTime() + options.timeoutMs;
+  let timedOut = options.exit?.timedOut ?? false;
+  let aborted = options.exit?.aborted ?? false;
+  recorder.log?.line(
+    `=== ${new Date().toISOString()} adopted by orchestrator pid ${process.pid}: agent group ${pgid ?? 'not found'}, ` +
+      `exit ${options.exit ? 'recorded' : 'not recorded'} ===`,
+  );
+
+  if (options.exit === null && pgid !== null) {
+    while (markedLeaderAlive(pgid, options.marker)) {
+      if (options.signal?.aborted || Date.now() >= deadline) {
+        if (options.signal?.aborted) aborted = true;
+        else timedOut = true;
+        await stopMarkedGroup(pgid, options.marker, options.killGraceMs);
+        break;
+      }
+      await delay(Math.min(pollMs, Math.max(1, deadline - Date.now())));
+    }
+  }
+  // As after any agent's end: whatever it left running in its group goes with it.
+  if (pgid !== null && markedGroupAlive(pgid, options.marker)) {
+    signalGroup(pgid, 'SIGKILL');
+    await waitForGroupExit(pgid, GROUP_EXIT_WAIT_MS);
+  }
+  const exitKnown = options.exit !== null;
+  const outcome = await recorder.finish({
+    exitCode: options.exit?.exitCode ?? null,
+    signal: options.exit?.signal ?? null,
+    timedOut,
+    aborted,
+    durationMs: options.exit?.durationMs ?? Math.max(0, Date.now() - options.spawnedAt.getTime()),
+    pid: pgid,
+  });
+  return { ...outcome, exitKnown };
 }

@@ -222,17 +222,9 @@ export class TaskService {
     return null;
   }
 
-  /** Rewrite the note in the folder of its state (fte's sections); a missing note is left missing. */
+  /** Rewrite the note in the folder of its state (fte's sections); a note missing there, or moved away meanwhile, is left alone. */
   editNote(record: TaskRecord, edit: (content: string) => string): boolean {
-    const folder = folderOf(record.state);
-    let content: string;
-    try {
-      content = this.vault.read(folder, record.id);
-    } catch {
-      return false;
-    }
-    this.vault.rewrite(folder, record.id, edit(content));
-    return true;
+    return this.vault.edit(folderOf(record.state), record.id, edit);
   }
 
   async mustGet(id: string): Promise<TaskRecord> {

@@ -116,6 +116,40 @@ export class Vault {
   }
 
   /** Replace a note's content atomically (write a temp file beside it, then rename over it). */
+  /**
+   * Rewrite `<id>.md` in `folder` with `edit(content)`, unless the note leaves that folder meanwhile. The rewrite goes
+   * through a temp file and a rename (a crash never leaves half a note), and a rename recreates a note another process
+   * just moved away — the orchestrator dispatching an approved task while `fte approve` adds its section left the note
+   * in Approved/ and In_Progress/ at once. So the note's inode is checked again right before the rename, and a note
+   * that moved is left to whoever moved it. The window left is between that check and the rename (microseconds,
+   * against the milliseconds of a read-edit-write). Returns whether the note was rewritten.
+   */
+  edit(folder: VaultFolder, id: string, edit: (content: string) => string): boolean {
+    const target = this.notePath(folder, id);
+    let before: { ino: number; dev: number };
+    let content: string;
+    try {
+      before = lstatSync(target);
+      content = readFileSync(target, 'utf8');
+    } catch {
+      return false;
+    }
+    const temp = join(this.root, folder, `.${id}.${randomBytes(4).toString('hex')}.tmp`);
+    try {
+      writeFileSync(temp, edit(content), { flag: 'wx' });
+      const now = lstatSync(target, { throwIfNoEntry: false });
+      if (now === undefined || now.ino !== before.ino || now.dev !== before.dev) {
+        rmSync(temp, { force: true });
+        return false;
+      }
+      renameSync(temp, target);
+      return true;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') rmSync(temp, { force: true });
+      throw new FileWriteError(target, err);
+    }
+  }
+
   rewrite(folder: VaultFolder, id: string, content: string): void {
     const target = this.notePath(folder, id);
     const temp = join(this.root, folder, `.${id}.${randomBytes(4).toString('hex')}.tmp`);

@@ -91,23 +91,30 @@ describe('the orchestrator process', () => {
     expect(await o.exited).toBe(0);
   }, 40_000);
 
-  it('survives kill -9 mid-run: the restarted orchestrator stops the orphaned agent and loses or duplicates nothing', async () => {
+  it('survives kill -9 mid-run: the restarted orchestrator adopts the orphaned agents and loses or duplicates nothing', async () => {
     vault = new TestVault(FAST_SETTINGS.replace('max_concurrent_tasks: 1', 'max_concurrent_tasks: 3'));
-    for (let i = 0; i < 6; i++) vault.note(`job-${i}`, { title: `Job ${i}` }, i < 3 ? 'stand-in: slow 30000' : 'stand-in: slow 100');
+    for (let i = 0; i < 6; i++) vault.note(`job-${i}`, { title: `Job ${i}` }, i < 3 ? 'stand-in: slow 5000' : 'stand-in: slow 100');
     const first = start(vault);
     await waitFor(() => first.lines.filter((l) => l.event === 'dispatch').length >= 3, 15_000, 'three dispatches');
     const runDir = join(vault.dir, '.fte', 'run');
-    await waitFor(() => existsSync(runDir) && readdirSync(runDir).length === 3, 10_000, 'three agent pid files');
+    const pidFiles = (): string[] => (existsSync(runDir) ? readdirSync(runDir).filter((n) => n.endsWith('.pid')) : []);
+    const pidOf = (name: string): number => Number(readFileSync(join(runDir, name), 'utf8').trim());
+    await waitFor(() => pidFiles().length === 3 && pidFiles().every((n) => pidOf(n) > 1), 10_000, 'three agent pid files');
     first.child.kill('SIGKILL');
     await first.exited;
-    const inFlight = readdirSync(runDir).map((n) => n.replace(/\.pid$/, ''));
-    const orphans = readdirSync(runDir).map((n) => Number(readFileSync(join(runDir, n), 'utf8').trim()));
-    // The agents survive their orchestrator (they lead their own process groups) until the next one stops them.
+    const inFlight = pidFiles().map((n) => n.replace(/\.pid$/, ''));
+    const orphans = pidFiles().map(pidOf);
+    // The agents survive their orchestrator (they lead their own process groups and write to files, not to its pipes).
     expect(orphans.every(alive)).toBe(true);
 
     const second = start(vault);
-    await waitFor(() => second.lines.filter((l) => l.event === 'interrupted').length === 3, 20_000, 'recovery');
+    await waitFor(() => second.lines.filter((l) => l.event === 'adopt').length === 3, 10_000, 'recovery');
+    // Adopted, not stopped: each orphan runs on to its own end and its task is done without a second run.
+    await waitFor(() => inFlight.every((id) => second.lines.some((l) => l.event === 'done' && l.taskId === id)), 20_000, 'the adopted runs to finish');
+    await waitFor(() => second.lines.filter((l) => l.event === 'done').length === 6, 20_000, 'all six done');
     for (const pid of orphans) expect(alive(pid)).toBe(false);
+    expect(second.lines.filter((l) => l.event === 'interrupted')).toEqual([]);
+    for (const id of inFlight) expect(vault.calls().filter((c) => c.taskId === id).map((c) => c.exitCode)).toEqual([0]);
     second.child.kill('SIGTERM');
     await second.exited;
 
@@ -115,10 +122,7 @@ describe('the orchestrator process', () => {
     const tasks = await service.store.list();
     await service.close();
     expect(tasks).toHaveLength(6);
-    for (const id of inFlight) {
-      const t = tasks.find((x) => x.id === id);
-      expect(t?.attempts).toBeGreaterThanOrEqual(1);
-    }
+    for (const id of inFlight) expect(tasks.find((x) => x.id === id)).toMatchObject({ state: 'done', attempts: 1 });
     // Every note is in exactly one folder and the folder agrees with the store.
     const f = vault.folders();
     const all = Object.values(f).flat().sort();

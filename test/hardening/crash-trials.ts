@@ -10,6 +10,7 @@ import {
   fteEnv,
   leftoverProcesses,
   OrchestratorProcess,
+  type EventLine,
   processesMentioning,
   readStandInLog,
   readStore,
@@ -100,6 +101,10 @@ export interface CrashTrialReport {
   leftoverPidFiles: string[];
   unexpectedExits: string[];
   interruptionsRecovered: number;
+  /** Runs a killed orchestrator left that the next one finished from the agent's spooled output (not repeated). */
+  runsAdopted: number;
+  /** Runs requeued because nothing said how they ended, with fte's reason (`recover` events and requeues at start). */
+  requeuedUnknown: string[];
   agentRuns: number;
   approvals: { cliEarly: number; movedEarly: number; cliAtEnd: number; cliFailed: number };
   finalRuns: number;
@@ -238,6 +243,7 @@ export async function runCrashTrials(options: CrashTrialOptions): Promise<CrashT
   })();
 
   const generations: Generation[] = [];
+  const eventLines: EventLine[] = [];
   const unexpectedExits: string[] = [];
   try {
     for (let k = 0; k < options.kills; k++) {
@@ -254,6 +260,7 @@ export async function runCrashTrials(options: CrashTrialOptions): Promise<CrashT
       const exit = await o.exited;
       if (exitedEarly) unexpectedExits.push(`generation ${k} (pid ${o.pid}) exited by itself: ${exit.code} ${exit.signal} ${o.stderr.slice(-500)}`);
       generations.push({ pid: o.pid, spawnAt: o.spawnedAt, killAt, exit, stderr: o.stderr, dispatches: o.lines.filter((l) => l.event === 'dispatch').length });
+      eventLines.push(...o.lines);
       log(`kill ${k + 1}/${options.kills} at ${killAt}: pid ${o.pid} after ${Math.round(killAt - o.spawnedAt)} ms, ${o.lines.filter((l) => l.event === 'dispatch').length} dispatches, ${o.lines.filter((l) => l.event === 'done').length} done`);
       await sleep(random() * 400);
     }
@@ -269,6 +276,14 @@ export async function runCrashTrials(options: CrashTrialOptions): Promise<CrashT
     const spawnAt = Date.now();
     const r = await fte(vault, env, ['orchestrator', 'run', '--once', '--no-api', '--json'], { timeoutMs: 240_000 });
     finalRuns++;
+    for (const line of r.stdout.split('\n')) {
+      if (!line.trim()) continue;
+      try {
+        eventLines.push(JSON.parse(line) as EventLine);
+      } catch {
+        // not an event line
+      }
+    }
     generations.push({ pid: -1, spawnAt, killAt: null, exit: { code: r.code, signal: r.signal }, stderr: r.stderr, dispatches: 0 });
     if (r.code !== 0) unexpectedExits.push(`final run ${round} exited ${r.code} ${r.signal}: ${r.stderr.slice(-500)}`);
     const waiting = (await readStore(vault)).tasks.filter((t) => t.state === 'pending_approval').map((t) => t.id);
@@ -408,6 +423,10 @@ export async function runCrashTrials(options: CrashTrialOptions): Promise<CrashT
   const outcomes = { succeed: 0, fail: 0, 'fail-once': 0, approval: 0, slow: 0 } as Record<Outcome, number>;
   for (const t of tasks) outcomes[t.outcome]++;
   const interruptionsRecovered = dump.history.filter((e) => e.event === 'interrupt').length;
+  const runsAdopted = eventLines.filter((l) => l.event === 'adopt').length;
+  // Runs fte could not finish after a kill: no spool of the attempt (the kill came between the task's start and its
+  // agent's), or an agent that left nothing to judge it by.
+  const requeuedUnknown = eventLines.filter((l) => l.event === 'recover' && l.message.includes('outcome unknown')).map((l) => l.message);
 
   const byCause = (cause: Reexecution['cause']): number => reexecutions.filter((r) => r.cause === cause).length;
   const windows = reexecutions.filter((r) => r.cause === 'orchestrator killed before recording the result' && r.endToKillMs !== null).map((r) => r.endToKillMs as number);
@@ -433,11 +452,14 @@ export async function runCrashTrials(options: CrashTrialOptions): Promise<CrashT
       byCause('orchestrator killed before recording the result'),
       'reported',
     ],
+    ['runs a killed orchestrator left, finished by the next from the agent\'s spool', runsAdopted, 'reported'],
+    ['runs requeued after a kill: outcome unknown (nothing recorded)', requeuedUnknown.length, 'reported'],
   ];
   const info = [
     `crash trials: ${tasks.length} tasks (${Object.entries(outcomes).map(([k, v]) => `${v} ${k}`).join(', ')}), ${options.kills} × kill -9, ` +
       `concurrency ${concurrency}, seed ${seed}, ${(durationMs / 1000).toFixed(1)} s`,
     `final states: ${Object.entries(finalStates).map(([k, v]) => `${k} ${v}`).join(', ')}; ${interruptionsRecovered} interrupted runs recovered; ` +
+      `${runsAdopted} runs finished by adoption after a kill, ${requeuedUnknown.length} requeued as unknown; ` +
       `${calls.length} agent runs logged; approvals: ${approvals.cliEarly} by CLI and ${approvals.movedEarly} by moving the note while running, ` +
       `${approvals.cliAtEnd} by CLI at the end (${approvals.cliFailed} CLI approvals refused); ${finalRuns} final --once run(s)`,
     table(['check', 'count', 'must be'], rows),
@@ -467,6 +489,8 @@ export async function runCrashTrials(options: CrashTrialOptions): Promise<CrashT
     leftoverPidFiles,
     unexpectedExits,
     interruptionsRecovered,
+    runsAdopted,
+    requeuedUnknown,
     agentRuns: calls.length,
     approvals,
     finalRuns,

@@ -42,6 +42,22 @@ describe('Vault', () => {
     expect(readdirSync(join(root, 'Needs_Action'))).toEqual(['n.md']);
   });
 
+  it('edits a note in place, but leaves one that another process moves away mid-edit where it went (no copy left behind)', () => {
+    vault.create('Approved', 'n', 'plan');
+    expect(vault.edit('Approved', 'n', (c) => `${c}\napproved`)).toBe(true);
+    expect(vault.read('Approved', 'n')).toBe('plan\napproved');
+    // The orchestrator dispatches the task between this read and the write: the note goes on to In_Progress/.
+    const edited = vault.edit('Approved', 'n', (c) => {
+      expect(vault.move('n', 'Approved', 'In_Progress')).toBe(true);
+      return `${c}\nagain`;
+    });
+    expect(edited).toBe(false);
+    expect(vault.locate('n')).toEqual(['In_Progress']);
+    expect(vault.read('In_Progress', 'n')).toBe('plan\napproved');
+    expect(readdirSync(join(root, 'Approved'))).toEqual([]);
+    expect(vault.edit('Done', 'missing', (c) => c)).toBe(false);
+  });
+
   it('lists where every note is with one listing per folder', () => {
     vault.create('Needs_Action', 'a', '');
     vault.create('Done', 'b', '');
