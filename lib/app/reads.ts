@@ -2,7 +2,8 @@ import { approvalDecision } from '../core/approval.ts';
 import { BUDGET_WINDOW_MS, budgetState } from '../core/budget.ts';
 import type { Config } from '../core/config.ts';
 import { evaluateHealth, type HealthReport } from '../core/health.ts';
-import { averageCostByType, chooseBucketMs, computeMetrics } from '../core/metrics.ts';
+import { recycleColumns } from '../core/history-columns.ts';
+import { averageCostByType, chooseBucketMs, computeMetricsFromColumns } from '../core/metrics.ts';
 import { formatExposition } from '../core/prometheus.ts';
 import { buildQueueView, type QueueCandidate } from '../core/queue-view.ts';
 import { compareRanked, scoreTask } from '../core/scoring.ts';
@@ -38,6 +39,9 @@ export interface NoteScan {
   invalid: InvalidNote[];
 }
 
+/** Which of `ids` the store holds a task for. */
+export type KnownTasks = (ids: readonly string[]) => Promise<ReadonlySet<string>>;
+
 export interface ReadSources {
   readonly store: TaskStore;
   readonly config: Config;
@@ -51,7 +55,7 @@ export interface ReadSources {
   /** CPU and memory of the orchestrator and its agents; without it metrics report resources as unavailable. */
   readonly resources?: () => ResourceUsage;
   /** Notes in Needs_Action/ that the store does not know yet (local runtime: no orchestrator has admitted them). */
-  readonly unadmittedNotes?: (known: ReadonlySet<string>) => NoteScan;
+  readonly unadmittedNotes?: (known: KnownTasks) => Promise<NoteScan>;
   /** Where a task's note is (local runtime). */
   readonly taskLocation?: (record: TaskRecord) => { folder: string; notePath: string } | null;
 }
@@ -69,13 +73,22 @@ export const ETA_SAMPLE_LIMIT = 200;
 export const DASHBOARD_QUEUE_HEAD = 10;
 export const DEFAULT_WINDOW_MS = 24 * 3_600_000;
 
-/** One consistent look at the store, shared by the parts of a composite report (the dashboard). */
+/** The states a task can still leave. Reads list these tasks in full; finished ones are only counted or sampled. */
+const OPEN_STATES: readonly TaskState[] = TASK_STATES.filter((s) => !TERMINAL_STATES.has(s));
+
+/**
+ * One look at the store, shared by the parts of a composite report (the dashboard). It holds the open tasks only: a
+ * year of use leaves 100k+ finished ones, and decoding them all made every refresh cost with the whole past.
+ */
 interface Snapshot {
   now: Date;
-  tasks: TaskRecord[];
+  /** The tasks in the open states this read lists (all of them unless it needs fewer), by created, then id. */
+  open: TaskRecord[];
   control: ControlState;
   stopFile: boolean;
-  notes: () => NoteScan;
+  /** Tasks per state, all states included. */
+  counts: () => Promise<Record<TaskState, number>>;
+  notes: () => Promise<NoteScan>;
   /**
    * History events from `sinceMs` up to and including now. The widest range asked for is read once and narrower ones
    * are cut from it, so a dashboard (metrics window, ETA, budget, error rate) reads the history once, not five times.
@@ -83,20 +96,35 @@ interface Snapshot {
   history: (sinceMs: number) => Promise<HistoryEvent[]>;
 }
 
-async function snapshot(src: ReadSources): Promise<Snapshot> {
+/** `fn` called at most once, on first use. */
+function once<T>(fn: () => Promise<T>): () => Promise<T> {
+  let result: Promise<T> | null = null;
+  return () => (result ??= fn());
+}
+
+/** The store knows every open task listed; a note may also carry the name of a finished one, looked up by id. */
+function knownTasks(store: TaskStore, open: readonly TaskRecord[]): KnownTasks {
+  const openIds = new Set(open.map((t) => t.id));
+  return async (ids) => {
+    const known = new Set<string>();
+    for (const id of ids) {
+      if (openIds.has(id) || (await store.get(id)) !== null) known.add(id);
+    }
+    return known;
+  };
+}
+
+async function snapshot(src: ReadSources, states: readonly TaskState[] = OPEN_STATES): Promise<Snapshot> {
   const now = src.clock();
-  const [tasks, control] = await Promise.all([src.store.list(), src.store.control()]);
-  let scanned: NoteScan | null = null;
+  const [open, control] = await Promise.all([src.store.list({ states }), src.store.control()]);
   let cached: { sinceMs: number; events: HistoryEvent[] } | null = null;
   return {
     now,
-    tasks,
+    open,
     control,
     stopFile: src.stopFilePresent?.() ?? false,
-    notes: () => {
-      scanned ??= src.unadmittedNotes?.(new Set(tasks.map((t) => t.id))) ?? { docs: [], invalid: [] };
-      return scanned;
-    },
+    counts: once(() => src.store.stateCounts()),
+    notes: once(async () => (await src.unadmittedNotes?.(knownTasks(src.store, open))) ?? { docs: [], invalid: [] }),
     history: async (sinceMs) => {
       if (cached !== null && sinceMs >= cached.sinceMs) {
         const from = sinceMs;
@@ -112,12 +140,6 @@ async function snapshot(src: ReadSources): Promise<Snapshot> {
 
 function ageSeconds(now: Date, then: Date): number {
   return Math.max(0, Math.round((now.getTime() - then.getTime()) / 1000));
-}
-
-function stateCounts(tasks: readonly TaskRecord[]): Record<TaskState, number> {
-  const counts = Object.fromEntries(TASK_STATES.map((s) => [s, 0])) as Record<TaskState, number>;
-  for (const t of tasks) counts[t.state] += 1;
-  return counts;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -137,7 +159,7 @@ async function budgetFrom(src: ReadSources, snap: Snapshot): Promise<StatusRepor
 }
 
 async function statusFrom(src: ReadSources, snap: Snapshot): Promise<StatusReport> {
-  const { now, tasks, control } = snap;
+  const { now, open, control } = snap;
   const heartbeatAge = control.heartbeatAt === null ? null : ageSeconds(now, control.heartbeatAt);
   const process = src.orchestratorProcess?.() ?? {
     running: heartbeatAge !== null && heartbeatAge <= src.config.health_check.max_heartbeat_age,
@@ -158,19 +180,22 @@ async function statusFrom(src: ReadSources, snap: Snapshot): Promise<StatusRepor
       reason: snap.stopFile ? `stop file ${stopName}` : control.stopReason,
       stopFile: snap.stopFile,
     },
-    counts: stateCounts(tasks),
-    running: tasks
+    counts: await snap.counts(),
+    running: open
       .filter((t) => RUNNING_STATES.has(t.state))
       .map((t) => ({ id: t.id, title: t.title, state: t.state, attempt: t.attempts, elapsedSeconds: ageSeconds(now, t.stateSince) })),
-    pendingApproval: tasks
+    pendingApproval: open
       .filter((t) => t.state === 'pending_approval')
       .map((t) => ({ id: t.id, title: t.title, waitingSeconds: ageSeconds(now, t.stateSince), reasons: [...t.approvalReasons] })),
     budget: await budgetFrom(src, snap),
   };
 }
 
+/** What the status report lists task by task; the queue it only counts, so a long queue costs it nothing. */
+const STATUS_STATES: readonly TaskState[] = [...RUNNING_STATES, 'pending_approval'];
+
 export async function readStatus(src: ReadSources): Promise<StatusReport> {
-  return statusFrom(src, await snapshot(src));
+  return statusFrom(src, await snapshot(src, STATUS_STATES));
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -189,11 +214,11 @@ type Ranked = QueueCandidate & { state: QueueRowWire['state']; created: Date };
  * The runnable tasks in the order the local engine dispatches them (Engine.runnable): approved work first — a person
  * is waiting on it — then score, created, id. Notes nobody admitted yet rank as needs_action would.
  */
-function rankRunnable(src: ReadSources, snap: Snapshot): Ranked[] {
-  const { now, tasks } = snap;
+async function rankRunnable(src: ReadSources, snap: Snapshot): Promise<Ranked[]> {
+  const { now, open } = snap;
   const { config } = src;
   const ranked: Ranked[] = [];
-  for (const r of tasks) {
+  for (const r of open) {
     if (r.state !== 'needs_action' && r.state !== 'approved') continue;
     const score = scoreTask(r, now, config);
     ranked.push({
@@ -209,7 +234,7 @@ function rankRunnable(src: ReadSources, snap: Snapshot): Ranked[] {
       state: r.state,
     });
   }
-  for (const doc of snap.notes().docs) {
+  for (const doc of (await snap.notes()).docs) {
     const score = scoreTask(doc, now, config);
     const approval = approvalDecision(doc, config);
     ranked.push({
@@ -233,35 +258,58 @@ function rankRunnable(src: ReadSources, snap: Snapshot): Ranked[] {
   return ranked;
 }
 
-function queueFrom(src: ReadSources, snap: Snapshot, durations: readonly number[], costByType: Readonly<Record<string, number>>): QueueReport {
-  const ranked = rankRunnable(src, snap);
-  const running = snap.tasks.filter((t) => RUNNING_STATES.has(t.state)).length;
+function runningCount(snap: Snapshot): number {
+  return snap.open.filter((t) => RUNNING_STATES.has(t.state)).length;
+}
+
+/**
+ * The queue rows of `ranked`, which may be just the head of the ranking: a row depends only on its position, so the
+ * dashboard builds its ten without building (and encoding) the thousands behind them.
+ */
+function queueRows(
+  src: ReadSources,
+  snap: Snapshot,
+  ranked: readonly Ranked[],
+  durations: readonly number[],
+  costByType: Readonly<Record<string, number>>,
+): QueueRowWire[] {
+  const running = runningCount(snap);
   const concurrency = src.config.orchestrator.max_concurrent_tasks;
   const rows = buildQueueView({ ranked, now: snap.now, running, concurrency, recentDurationsMs: durations });
+  return rows.map((row, i) => ({
+    position: row.position,
+    id: row.id,
+    title: row.title,
+    type: row.type,
+    score: row.score,
+    breakdown: { ...row.breakdown },
+    waitSeconds: row.waitSeconds,
+    etaSeconds: row.etaSeconds,
+    approvalRequired: row.approvalRequired,
+    approvalReasons: [...row.approvalReasons],
+    state: (ranked[i] as Ranked).state,
+    estimatedCostUsd: costByType[row.type] ?? null,
+  }));
+}
+
+async function queueFrom(
+  src: ReadSources,
+  snap: Snapshot,
+  durations: readonly number[],
+  costByType: Readonly<Record<string, number>>,
+): Promise<QueueReport> {
+  const tasks = queueRows(src, snap, await rankRunnable(src, snap), durations, costByType);
   return {
     generatedAt: snap.now.toISOString(),
-    tasks: rows.map((row, i) => ({
-      position: row.position,
-      id: row.id,
-      title: row.title,
-      type: row.type,
-      score: row.score,
-      breakdown: { ...row.breakdown },
-      waitSeconds: row.waitSeconds,
-      etaSeconds: row.etaSeconds,
-      approvalRequired: row.approvalRequired,
-      approvalReasons: [...row.approvalReasons],
-      state: (ranked[i] as Ranked).state,
-      estimatedCostUsd: costByType[row.type] ?? null,
-    })),
-    invalid: snap.notes().invalid,
-    retrying: snap.tasks
+    tasks,
+    invalid: (await snap.notes()).invalid,
+    retrying: snap.open
       .filter((t) => t.state === 'retry_wait')
       .sort((a, b) => (a.retryAt?.getTime() ?? 0) - (b.retryAt?.getTime() ?? 0))
       .map((t) => ({ id: t.id, title: t.title, attempts: t.attempts, retryAt: t.retryAt?.toISOString() ?? null })),
-    running,
-    concurrency,
-    estimatedCostUsd: rows.reduce((sum, row) => sum + (costByType[row.type] ?? 0), 0),
+    running: runningCount(snap),
+    concurrency: src.config.orchestrator.max_concurrent_tasks,
+    estimatedCostUsd: tasks.reduce((sum, row) => sum + (row.estimatedCostUsd ?? 0), 0),
   };
 }
 
@@ -282,10 +330,13 @@ export function unavailableResources(now: Date): ResourceUsage {
   return { sampledAt: now.toISOString(), available: false, orchestrator: null, agents: [], totalCpuSeconds: 0, totalRssBytes: 0 };
 }
 
-function metricsFrom(src: ReadSources, events: readonly HistoryEvent[], window: TimeWindow): MetricsReport {
+/** The window's events come as columns (TaskStore.historyColumns): a month of them is a million, too many as objects. */
+async function metricsFrom(src: ReadSources, window: TimeWindow): Promise<MetricsReport> {
   const bucketMs = chooseBucketMs(window.since, window.until);
-  // computeMetrics keeps to [since, until) itself, so a wider list of events is fine.
-  const m = computeMetrics(events, { ...window, bucketMs });
+  const columns = await src.store.historyColumns(window);
+  const m = computeMetricsFromColumns(columns, { ...window, bucketMs });
+  // Nothing else holds them: the next read refills the same memory instead of mapping ~30 MB anew for a month.
+  recycleColumns(columns);
   return {
     ...m,
     bucketSeconds: bucketMs / 1000,
@@ -294,14 +345,14 @@ function metricsFrom(src: ReadSources, events: readonly HistoryEvent[], window: 
 }
 
 export async function readMetrics(src: ReadSources, window: TimeWindow): Promise<MetricsReport> {
-  return metricsFrom(src, await src.store.history(window), window);
+  return metricsFrom(src, window);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
 // Health
 
 async function healthFrom(src: ReadSources, snap: Snapshot): Promise<HealthReport> {
-  const { now, tasks, control } = snap;
+  const { now, open, control } = snap;
   const { config } = src;
   const windowStart = new Date(now.getTime() - config.health_check.error_rate_window * 1000);
   let recentCompleted = 0;
@@ -312,26 +363,24 @@ async function healthFrom(src: ReadSources, snap: Snapshot): Promise<HealthRepor
   }
   let queued = 0;
   let running = 0;
-  let lastCompletion: number | null = null;
   let oldestQueued: number | null = null;
   let oldestApproval: number | null = null;
-  for (const t of tasks) {
+  for (const t of open) {
     if (QUEUED_STATES.includes(t.state)) {
       queued++;
       // `created` is the admission time: how long the task has been waiting for fte, retries included.
       oldestQueued = Math.min(oldestQueued ?? Infinity, t.created.getTime());
     } else if (RUNNING_STATES.has(t.state)) {
       running++;
-    } else if (t.state === 'done') {
-      // done is terminal, so stateSince is when the task completed.
-      lastCompletion = Math.max(lastCompletion ?? -Infinity, t.stateSince.getTime());
     } else if (t.state === 'pending_approval') {
       oldestApproval = Math.min(oldestApproval ?? Infinity, t.stateSince.getTime());
     }
   }
   // Notes nobody admitted are waiting work too. Their own `created` is not counted as queue time: a note can claim any
   // date, and a back-dated one would make the idle check fire for a queue that is minutes old.
-  queued += snap.notes().docs.length;
+  queued += (await snap.notes()).docs.length;
+  // done is terminal, so the stateSince of the latest done task is when the last completion happened.
+  const [lastDone] = await src.store.listLatest({ states: ['done'], limit: 1 });
   return evaluateHealth(
     {
       now,
@@ -341,7 +390,7 @@ async function healthFrom(src: ReadSources, snap: Snapshot): Promise<HealthRepor
       running,
       recentCompleted,
       recentFailed,
-      lastCompletionAt: lastCompletion === null ? null : new Date(lastCompletion),
+      lastCompletionAt: lastDone === undefined ? null : lastDone.stateSince,
       oldestQueuedAt: oldestQueued === null ? null : new Date(oldestQueued),
       oldestApprovalRequestedAt: oldestApproval === null ? null : new Date(oldestApproval),
       budget: await budgetFrom(src, snap),
@@ -362,11 +411,13 @@ export async function readHealth(src: ReadSources): Promise<HealthReportWire> {
 // ---------------------------------------------------------------------------------------------------------------
 // Dashboard
 
-function recentFrom(src: ReadSources, snap: Snapshot, durations: ReadonlyMap<string, number>): RecentCompletion[] {
-  return snap.tasks
-    .filter((t) => TERMINAL_STATES.has(t.state))
+async function recentFrom(src: ReadSources, durations: ReadonlyMap<string, number>): Promise<RecentCompletion[]> {
+  const limit = src.config.dashboard.max_recent_tasks;
+  // The store gives its latest with their ties, so the order below (id as JS compares strings) picks the same ones.
+  const latest = await src.store.listLatest({ states: [...TERMINAL_STATES], limit });
+  return latest
     .sort((a, b) => b.stateSince.getTime() - a.stateSince.getTime() || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
-    .slice(0, src.config.dashboard.max_recent_tasks)
+    .slice(0, limit)
     .map((t) => ({
       id: t.id,
       title: t.title,
@@ -384,11 +435,13 @@ function recentFrom(src: ReadSources, snap: Snapshot, durations: ReadonlyMap<str
 export async function readDashboard(src: ReadSources, window: TimeWindow): Promise<DashboardReport> {
   const snap = await snapshot(src);
   const nowMs = snap.now.getTime();
-  // The widest range any part needs, read once: the metrics window, and 24 h for the ETA, budget and durations.
-  const events = await snap.history(Math.min(window.since.getTime(), nowMs - DEFAULT_WINDOW_MS));
-  const metrics = metricsFrom(src, window.until.getTime() > nowMs ? await src.store.history(window) : events, window);
+  // The widest range the other parts need, read once: 24 h for the ETA, budget and durations. The metrics window is
+  // read on its own, as columns.
+  await snap.history(nowMs - DEFAULT_WINDOW_MS);
+  const metrics = await metricsFrom(src, window);
   const health = await healthFrom(src, snap);
-  const queue = queueFrom(src, snap, await recentDurations(snap), await recentCostByType(snap));
+  const ranked = await rankRunnable(src, snap);
+  const head = queueRows(src, snap, ranked.slice(0, DASHBOARD_QUEUE_HEAD), await recentDurations(snap), await recentCostByType(snap));
   // The run that ended each task, from the last 24 h of history (older completions show no duration).
   const finishing = new Map<string, number>();
   for (const e of await snap.history(nowMs - DEFAULT_WINDOW_MS)) {
@@ -399,12 +452,12 @@ export async function readDashboard(src: ReadSources, window: TimeWindow): Promi
     status: await statusFrom(src, snap),
     health: healthToWire(health, snap.now),
     queue: {
-      total: queue.tasks.length,
-      head: queue.tasks.slice(0, DASHBOARD_QUEUE_HEAD),
-      invalid: queue.invalid.length,
-      retrying: queue.retrying.length,
+      total: ranked.length,
+      head,
+      invalid: (await snap.notes()).invalid.length,
+      retrying: snap.open.filter((t) => t.state === 'retry_wait').length,
     },
-    recent: recentFrom(src, snap, finishing),
+    recent: await recentFrom(src, finishing),
     metrics,
   };
 }
@@ -437,13 +490,13 @@ export async function readTaskDetail(src: ReadSources, id: string): Promise<Task
 /** The Prometheus exposition page. `totals` keeps the counters incremental across scrapes of one process. */
 export async function readPrometheus(src: ReadSources, totals: HistoryTotalsCache): Promise<string> {
   const snap = await snapshot(src);
-  const counts = stateCounts(snap.tasks);
+  const counts = await snap.counts();
   // The 24 h budget window first: the health check's 1 h window is then cut from it rather than read again.
   const budget = await budgetFrom(src, snap);
   const health = await healthFrom(src, snap);
   let oldestQueued: number | null = null;
   let oldestApproval: number | null = null;
-  for (const t of snap.tasks) {
+  for (const t of snap.open) {
     if (QUEUED_STATES.includes(t.state)) oldestQueued = Math.min(oldestQueued ?? Infinity, t.created.getTime());
     if (t.state === 'pending_approval') oldestApproval = Math.min(oldestApproval ?? Infinity, t.stateSince.getTime());
   }

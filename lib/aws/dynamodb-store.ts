@@ -10,7 +10,9 @@ import {
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import type { QueryCommandInput, ScanCommandInput, TransactWriteCommandInput } from '@aws-sdk/lib-dynamodb';
+import { columnsFromEvents, type HistoryColumns } from '../core/history-columns.ts';
 import type { HistoryEvent } from '../core/history.ts';
+import { assertLimit, latestWithTies, zeroCounts } from '../core/latest-tasks.ts';
 import { runFromIterations } from '../core/persistence.ts';
 import type { Checkpoint, IterationRecord } from '../core/persistence.ts';
 import { ERROR_CLASSES } from '../core/retry.ts';
@@ -24,6 +26,7 @@ import { StaleWriteError, TaskNotFoundError } from '../core/store.ts';
 import type {
   ApplyOptions,
   ControlState,
+  LatestQuery,
   NewTask,
   RunRecord,
   TaskQuery,
@@ -291,23 +294,52 @@ export class DynamoTaskStore implements TaskStore {
   /** How many tasks are in `states`, read from the byState index without fetching them. */
   async countByState(states: readonly TaskState[]): Promise<number> {
     return this.guard('countByState', async () => {
-      const counts = await mapLimit([...new Set(states)], MAX_PARALLEL_QUERIES, async (state) => {
-        let total = 0;
-        let startKey: Item | undefined;
-        do {
-          const page = await this.doc.send(
-            new QueryCommand({
-              ...this.stateQuery(state),
-              Select: 'COUNT',
-              ...(startKey !== undefined ? { ExclusiveStartKey: startKey } : {}),
-            }),
-          );
-          total += page.Count ?? 0;
-          startKey = page.LastEvaluatedKey;
-        } while (startKey !== undefined);
-        return total;
-      });
+      const counts = await mapLimit([...new Set(states)], MAX_PARALLEL_QUERIES, (state) => this.countState(state));
       return counts.reduce((a, b) => a + b, 0);
+    });
+  }
+
+  /**
+   * A COUNT Query per state on the byState index: no item crosses the wire, but DynamoDB still reads (and bills) the
+   * index entries, so this grows with the tasks of each state — unlike the SQLite adapter's maintained counters.
+   */
+  async stateCounts(): Promise<Record<TaskState, number>> {
+    return this.guard('stateCounts', async () => {
+      const counts = zeroCounts();
+      const perState = await mapLimit(TASK_STATES, MAX_PARALLEL_QUERIES, (state) => this.countState(state));
+      TASK_STATES.forEach((state, i) => {
+        counts[state] = perState[i] ?? 0;
+      });
+      return counts;
+    });
+  }
+
+  /**
+   * The byState index is sorted by creation, not by stateSince, so each state's entries are read with only the two
+   * attributes the choice needs, and only the chosen tasks are read whole (and consistently).
+   */
+  async listLatest(query: LatestQuery): Promise<TaskRecord[]> {
+    assertLimit(query.limit);
+    return this.guard('listLatest', async () => {
+      if (query.limit === 0) return [];
+      const states = [...new Set(query.states)];
+      const entries = await mapLimit(states, MAX_PARALLEL_QUERIES, (state) => {
+        const index = this.stateQuery(state);
+        return this.queryAll({
+          ...index,
+          ProjectionExpression: '#id, #since',
+          ExpressionAttributeNames: { ...index.ExpressionAttributeNames, '#id': 'id', '#since': 'stateSince' },
+        });
+      });
+      const chosen = latestWithTies(
+        entries.flat().map((item) => ({ id: readString(item, 'id'), stateSince: new Date(readNumber(item, 'stateSince')) })),
+        query.limit,
+      );
+      const items = await mapLimit(chosen, MAX_PARALLEL_QUERIES, (entry) => this.getItem(taskKey(entry.id)));
+      const wanted = new Set(states);
+      // The index is eventually consistent: a task that has left these states since is not one of them any more.
+      const tasks = items.filter((item): item is Item => item !== null).map(itemToTask).filter((t) => wanted.has(t.state));
+      return latestWithTies(tasks, query.limit);
     });
   }
 
@@ -492,6 +524,11 @@ export class DynamoTaskStore implements TaskStore {
         .sort((a, b) => compareBinary(a.sk, b.sk))
         .map((e) => e.event);
     });
+  }
+
+  /** Derived from `history`: the table has no columnar form, and a window's items must be read either way. */
+  async historyColumns(range: { since: Date; until: Date }): Promise<HistoryColumns> {
+    return columnsFromEvents(await this.history(range));
   }
 
   async control(): Promise<ControlState> {
@@ -802,6 +839,23 @@ export class DynamoTaskStore implements TaskStore {
 
   private async queryState(state: TaskState): Promise<Item[]> {
     return this.queryAll(this.stateQuery(state));
+  }
+
+  private async countState(state: TaskState): Promise<number> {
+    let total = 0;
+    let startKey: Item | undefined;
+    do {
+      const page = await this.doc.send(
+        new QueryCommand({
+          ...this.stateQuery(state),
+          Select: 'COUNT',
+          ...(startKey !== undefined ? { ExclusiveStartKey: startKey } : {}),
+        }),
+      );
+      total += page.Count ?? 0;
+      startKey = page.LastEvaluatedKey;
+    } while (startKey !== undefined);
+    return total;
   }
 
   private async queryAll(input: Omit<QueryCommandInput, 'TableName'>): Promise<Item[]> {

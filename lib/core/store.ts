@@ -1,4 +1,5 @@
 import { FteError } from './errors.ts';
+import type { HistoryColumns } from './history-columns.ts';
 import type { HistoryEvent } from './history.ts';
 import type { ErrorClass } from './retry.ts';
 import type { TaskEvent, TaskState, TaskStatus } from './state-machine.ts';
@@ -70,6 +71,11 @@ export interface TaskQuery {
   readonly states?: readonly TaskState[];
 }
 
+export interface LatestQuery {
+  readonly states: readonly TaskState[];
+  readonly limit: number;
+}
+
 export interface ControlState {
   readonly stopRequested: boolean;
   readonly stopReason: string | null;
@@ -84,6 +90,17 @@ export interface TaskStore {
   get(id: string): Promise<TaskRecord | null>;
   list(query?: TaskQuery): Promise<TaskRecord[]>;
   /**
+   * How many tasks are in each state, every state present (0 when none). The read side counts finished tasks without
+   * listing them: a year of use leaves 100k+ of them, and a dashboard refresh must not grow with that.
+   */
+  stateCounts(): Promise<Record<TaskState, number>>;
+  /**
+   * The tasks of `states` that entered their state last: newest `stateSince` first, then by id as `list` orders ids.
+   * At most `limit` of them, plus any that entered at the same millisecond as the last one kept — so a caller that
+   * breaks ties its own way still finds its own first `limit` among them. (The dashboard's latest completions.)
+   */
+  listLatest(query: LatestQuery): Promise<TaskRecord[]>;
+  /**
    * Apply a state-machine event atomically: read the task, run the core `transition()`, write the result and append
    * the history event in one transaction. Throws TaskNotFoundError, InvalidTransitionError or StaleWriteError.
    */
@@ -91,6 +108,11 @@ export interface TaskStore {
   runs(taskId: string): Promise<RunRecord[]>;
   /** History events with since ≤ at < until, oldest first. */
   history(range: { since: Date; until: Date }): Promise<HistoryEvent[]>;
+  /**
+   * The same events as `history(range)`, in the same order, as columns: what metrics read of them and nothing else.
+   * Metrics over a month can span a million events; as objects those cost seconds to decode, as columns milliseconds.
+   */
+  historyColumns(range: { since: Date; until: Date }): Promise<HistoryColumns>;
   control(): Promise<ControlState>;
   setStop(requested: boolean, reason: string | null, now: Date): Promise<ControlState>;
   heartbeat(owner: string, now: Date): Promise<void>;

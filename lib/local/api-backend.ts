@@ -8,7 +8,7 @@ import type {
   StopResponse,
   TaskActionResponse,
 } from '../app/contracts.ts';
-import type { NoteScan, ReadSources } from '../app/reads.ts';
+import type { KnownTasks, NoteScan, ReadSources } from '../app/reads.ts';
 import { taskToWire } from '../app/wire.ts';
 import { combineBackend, storeReads, type ApiActions, type ApiBackend, type ApiReads, type Caller } from '../api/backend.ts';
 import type { Config } from '../core/config.ts';
@@ -54,12 +54,14 @@ export function liveOrchestratorPid(stateDir: string): number | null {
 }
 
 /** Parse the notes of Needs_Action/ the store does not know, read-only: what an orchestrator would admit next. */
-export function scanUnadmittedNotes(vaultDir: string, known: ReadonlySet<string>): NoteScan {
+export async function scanUnadmittedNotes(vaultDir: string, known: KnownTasks): Promise<NoteScan> {
   const folder = join(vaultDir, 'Needs_Action');
   const docs: TaskDoc[] = [];
   const invalid: InvalidNote[] = [];
-  for (const id of listNoteIds(folder)) {
-    if (known.has(id)) continue;
+  const ids = listNoteIds(folder);
+  const stored = await known(ids);
+  for (const id of ids) {
+    if (stored.has(id)) continue;
     const note = readNote(folder, id, DEFAULT_PARSE_LIMITS.maxBytes);
     if (note === null) continue;
     const parsed = parseTaskNote({ id, content: note.content, fallbackCreated: note.mtime });

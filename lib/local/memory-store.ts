@@ -1,11 +1,14 @@
+import { columnsFromEvents, type HistoryColumns } from '../core/history-columns.ts';
 import type { HistoryEvent } from '../core/history.ts';
-import type { TaskEvent } from '../core/state-machine.ts';
+import { assertLimit, latestWithTies, zeroCounts } from '../core/latest-tasks.ts';
+import type { TaskEvent, TaskState } from '../core/state-machine.ts';
 import { applyToRecord, newTaskRecord } from '../core/store-apply.ts';
 import { StoreError } from '../core/store-error.ts';
 import { TaskNotFoundError } from '../core/store.ts';
 import type {
   ApplyOptions,
   ControlState,
+  LatestQuery,
   NewTask,
   RunRecord,
   TaskQuery,
@@ -53,6 +56,20 @@ export class MemoryTaskStore implements TaskStore {
       .map(copyRecord);
   }
 
+  async stateCounts(): Promise<Record<TaskState, number>> {
+    this.assertOpen();
+    const counts = zeroCounts();
+    for (const r of this.tasks.values()) counts[r.state] += 1;
+    return counts;
+  }
+
+  async listLatest(query: LatestQuery): Promise<TaskRecord[]> {
+    this.assertOpen();
+    assertLimit(query.limit);
+    const states = new Set(query.states);
+    return latestWithTies([...this.tasks.values()].filter((r) => states.has(r.state)), query.limit).map(copyRecord);
+  }
+
   async apply(id: string, event: TaskEvent, now: Date, options: ApplyOptions = {}): Promise<TaskRecord> {
     this.assertOpen();
     const current = this.tasks.get(id);
@@ -81,6 +98,11 @@ export class MemoryTaskStore implements TaskStore {
     const since = range.since.getTime();
     const until = range.until.getTime();
     return this.events.filter((e) => e.at >= since && e.at < until).map((e) => ({ ...e }));
+  }
+
+  async historyColumns(range: { since: Date; until: Date }): Promise<HistoryColumns> {
+    this.assertOpen();
+    return columnsFromEvents(this.events, range);
   }
 
   async control(): Promise<ControlState> {

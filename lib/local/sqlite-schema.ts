@@ -88,6 +88,84 @@ CREATE TABLE control (
 INSERT INTO control (id) VALUES (1);
 `;
 
-export const MIGRATIONS: readonly string[] = [V1];
+/**
+ * The read side (dashboard, queue, status, Prometheus) at a year of finished tasks: what it needs of them — how many
+ * there are per state, and the latest few — is read from an index or a counter, never from a walk over all of them.
+ */
+const READ_SIDE_COUNTS = `
+-- The newest tasks of a state are the end of an index range. Its prefix serves every lookup tasks_state served.
+CREATE INDEX tasks_state_since ON tasks (state, state_since);
+DROP INDEX tasks_state;
+
+-- Tasks per state, kept by triggers inside the writing transaction, so a count is one row at 100 tasks or at 1M and
+-- can never disagree with the tasks table.
+CREATE TABLE task_counts (
+  state TEXT    NOT NULL PRIMARY KEY,
+  n     INTEGER NOT NULL CHECK (n >= 0)
+) STRICT, WITHOUT ROWID;
+
+INSERT INTO task_counts (state, n) SELECT state, count(*) FROM tasks GROUP BY state;
+
+CREATE TRIGGER task_counts_insert AFTER INSERT ON tasks BEGIN
+  INSERT OR IGNORE INTO task_counts (state, n) VALUES (NEW.state, 0);
+  UPDATE task_counts SET n = n + 1 WHERE state = NEW.state;
+END;
+
+CREATE TRIGGER task_counts_update AFTER UPDATE OF state ON tasks WHEN NEW.state IS NOT OLD.state BEGIN
+  UPDATE task_counts SET n = n - 1 WHERE state = OLD.state;
+  INSERT OR IGNORE INTO task_counts (state, n) VALUES (NEW.state, 0);
+  UPDATE task_counts SET n = n + 1 WHERE state = NEW.state;
+END;
+
+CREATE TRIGGER task_counts_delete AFTER DELETE ON tasks BEGIN
+  UPDATE task_counts SET n = n - 1 WHERE state = OLD.state;
+END;
+`;
+
+/**
+ * Metrics over a month of a busy orchestrator read a million history rows; decoding them one by one took seconds.
+ * History is append-only, so its rows are also kept in blocks of consecutive rows (by seq), each holding what metrics
+ * read as packed columns (lib/local/history-blocks.ts). A window reads the few hundred blocks it overlaps plus the
+ * rows not yet sealed into a block (the tail): the same events, in the same order, at a fraction of the cost. Blocks are
+ * derived data — written by the store when a full block's worth of rows exists, never needed for correctness.
+ */
+const HISTORY_BLOCKS = `
+-- Task ids as small integers for the blocks. An explicit INTEGER PRIMARY KEY, because VACUUM may renumber a plain rowid.
+CREATE TABLE history_task_keys (
+  key     INTEGER NOT NULL PRIMARY KEY,
+  task_id TEXT    NOT NULL UNIQUE
+) STRICT;
+
+-- Rows first_seq..last_seq of history. The dictionaries name the type and state codes of the packed columns; the
+-- packed columns come last so that choosing blocks by time never reads them.
+CREATE TABLE history_blocks (
+  last_seq  INTEGER NOT NULL PRIMARY KEY,
+  first_seq INTEGER NOT NULL,
+  rows      INTEGER NOT NULL CHECK (rows > 0),
+  min_at    INTEGER NOT NULL,
+  max_at    INTEGER NOT NULL,
+  types     TEXT    NOT NULL CHECK (json_type(types) = 'array'),
+  states    TEXT    NOT NULL CHECK (json_type(states) = 'array'),
+  packed    BLOB    NOT NULL,
+  CHECK (first_seq <= last_seq AND min_at <= max_at)
+) STRICT;
+
+-- A block must hold exactly the rows of its range. A history row written behind the store's back inside or before a
+-- sealed range drops that block and every later one; those rows are the tail again until they are sealed anew.
+CREATE TRIGGER history_blocks_insert AFTER INSERT ON history
+WHEN NEW.seq <= (SELECT max(last_seq) FROM history_blocks) BEGIN
+  DELETE FROM history_blocks WHERE last_seq >= NEW.seq;
+END;
+
+CREATE TRIGGER history_blocks_update AFTER UPDATE ON history BEGIN
+  DELETE FROM history_blocks WHERE last_seq >= min(OLD.seq, NEW.seq);
+END;
+
+CREATE TRIGGER history_blocks_delete AFTER DELETE ON history BEGIN
+  DELETE FROM history_blocks WHERE last_seq >= OLD.seq;
+END;
+`;
+
+export const MIGRATIONS: readonly string[] = [V1, READ_SIDE_COUNTS, HISTORY_BLOCKS];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

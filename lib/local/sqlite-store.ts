@@ -1,7 +1,9 @@
 import Database from 'better-sqlite3';
+import type { HistoryColumns } from '../core/history-columns.ts';
 import type { HistoryEvent } from '../core/history.ts';
+import { assertLimit, latestWithTies, zeroCounts } from '../core/latest-tasks.ts';
 import type { ErrorClass } from '../core/retry.ts';
-import type { TaskEvent, TaskEventType, TaskState } from '../core/state-machine.ts';
+import { TASK_STATES, type TaskEvent, type TaskEventType, type TaskState } from '../core/state-machine.ts';
 import { applyToRecord, newTaskRecord } from '../core/store-apply.ts';
 import { flattenTask, toEpochMs, unflattenTask } from '../core/task-codec.ts';
 import { StoreError } from '../core/store-error.ts';
@@ -9,6 +11,7 @@ import { StaleWriteError, TaskNotFoundError } from '../core/store.ts';
 import type {
   ApplyOptions,
   ControlState,
+  LatestQuery,
   NewTask,
   RunRecord,
   TaskQuery,
@@ -16,6 +19,7 @@ import type {
   TaskStore,
 } from '../core/store.ts';
 import type { Level } from '../core/task.ts';
+import { DEFAULT_BLOCK_ROWS, HistoryBlocks } from './history-blocks.ts';
 import { MIGRATIONS, SCHEMA_VERSION } from './sqlite-schema.ts';
 
 export { StoreError } from '../core/store-error.ts';
@@ -29,9 +33,14 @@ export class SqliteTaskStore implements TaskStore {
   private readonly stmts: Statements;
   private readonly applyTx: (id: string, event: TaskEvent, now: Date, options: ApplyOptions) => TaskRecord;
   private readonly setStopTx: (requested: boolean, reason: string | null, now: Date) => ControlState;
+  private readonly blocks: HistoryBlocks;
+  private readonly readColumnsTx: (sinceMs: number, untilMs: number) => HistoryColumns;
 
-  private constructor(private readonly db: Database.Database, private readonly path: string) {
+  private constructor(private readonly db: Database.Database, private readonly path: string, historyBlockRows: number) {
     this.stmts = prepareStatements(db);
+    this.blocks = new HistoryBlocks(db, historyBlockRows);
+    // One read transaction: a block sealed between reading the blocks and the tail would otherwise be missed.
+    this.readColumnsTx = db.transaction((sinceMs: number, untilMs: number) => this.blocks.read(sinceMs, untilMs));
     this.applyTx = transactionImmediate(db, (id, event, now, options) => this.applyInTx(id, event, now, options));
     this.setStopTx = transactionImmediate(db, (requested: boolean, reason: string | null, now: Date) => {
       this.stmts.setStop.run({
@@ -46,15 +55,19 @@ export class SqliteTaskStore implements TaskStore {
 
   /**
    * Open (creating it if needed) and migrate the database at `path`; the folder must exist. With `readonly`, the file
-   * must exist and already be at the current schema, and every write fails with StoreError.
+   * must exist and already be at the current schema, and every write fails with StoreError. A writable open also seals
+   * the history rows that a migration or a raw write left outside blocks (see history-blocks.ts), one block per
+   * transaction so other processes are never locked out for long. `historyBlockRows` is the block size for tests.
    */
-  static open(path: string, options: { readonly?: boolean } = {}): SqliteTaskStore {
+  static open(path: string, options: { readonly?: boolean; historyBlockRows?: number } = {}): SqliteTaskStore {
     const readonly = options.readonly ?? false;
     let db: Database.Database | undefined;
     try {
       db = new Database(path, { readonly, fileMustExist: readonly });
       configure(db, readonly);
-      return new SqliteTaskStore(db, path);
+      const store = new SqliteTaskStore(db, path, options.historyBlockRows ?? DEFAULT_BLOCK_ROWS);
+      if (!readonly) store.sealHistoryBacklog();
+      return store;
     } catch (err) {
       db?.close();
       if (err instanceof StoreError) throw err;
@@ -79,7 +92,28 @@ export class SqliteTaskStore implements TaskStore {
         query.states === undefined
           ? this.stmts.listTasks.all()
           : this.stmts.listTasksIn.all(JSON.stringify(query.states));
-      return rows.map(rowToRecord);
+      return rows.map((values) => rowToRecord(taskRowOf(values)));
+    });
+  }
+
+  async stateCounts(): Promise<Record<TaskState, number>> {
+    return this.guard('stateCounts', () => {
+      const counts = zeroCounts();
+      for (const row of this.stmts.stateCounts.all()) {
+        if (KNOWN_STATES.has(row.state)) counts[row.state as TaskState] = row.n;
+      }
+      return counts;
+    });
+  }
+
+  async listLatest(query: LatestQuery): Promise<TaskRecord[]> {
+    assertLimit(query.limit);
+    if (query.limit === 0) return [];
+    return this.guard('listLatest', () => {
+      const candidates = [...new Set(query.states)].flatMap((state) =>
+        this.stmts.latestInState.all({ state, limit: query.limit }).map((values) => rowToRecord(taskRowOf(values))),
+      );
+      return latestWithTies(candidates, query.limit);
     });
   }
 
@@ -95,6 +129,12 @@ export class SqliteTaskStore implements TaskStore {
     return this.guard('history', () =>
       this.stmts.historyRange.all(toMs(range.since), toMs(range.until)).map(rowToHistory),
     );
+  }
+
+  async historyColumns(range: { since: Date; until: Date }): Promise<HistoryColumns> {
+    const sinceMs = toMs(range.since);
+    const untilMs = toMs(range.until);
+    return this.guard('historyColumns', () => this.readColumnsTx(sinceMs, untilMs));
   }
 
   async control(): Promise<ControlState> {
@@ -130,7 +170,15 @@ export class SqliteTaskStore implements TaskStore {
     }
     if (run !== undefined) this.stmts.upsertRun.run(runToRow(run));
     this.stmts.insertHistory.run(historyToRow(history));
+    this.blocks.afterInsert();
     return record;
+  }
+
+  private sealHistoryBacklog(): void {
+    const sealOne = transactionImmediate(this.db, () => this.blocks.sealOne());
+    while (sealOne()) {
+      // Each block commits on its own.
+    }
   }
 
   private readControl(): ControlState {
@@ -224,6 +272,8 @@ function describe(err: unknown): string {
   if (err instanceof Database.SqliteError) return `${err.message} (${err.code})`;
   return err instanceof Error ? err.message : String(err);
 }
+
+const KNOWN_STATES: ReadonlySet<string> = new Set(TASK_STATES);
 
 // ---- Dates: the only place a Date becomes epoch milliseconds and back.
 
@@ -350,6 +400,41 @@ function recordToRow(r: TaskRecord): TaskRow {
   };
 }
 
+const TASK_COLUMN_INDEX = Object.fromEntries(TASK_COLUMNS.map((c, i) => [c, i])) as Record<keyof TaskRow, number>;
+
+/**
+ * A task row read as an array (a `raw` statement), keyed here. Statements that return many rows are raw: better-sqlite3
+ * builds a row object column by column, which made listing 2,000 open tasks take 11.5 ms instead of 4.3 ms as arrays.
+ */
+function taskRowOf(values: readonly unknown[]): TaskRow {
+  const col = <K extends keyof TaskRow>(name: K): TaskRow[K] => values[TASK_COLUMN_INDEX[name]] as TaskRow[K];
+  return {
+    id: col('id'),
+    title: col('title'),
+    type: col('type'),
+    sender: col('sender'),
+    urgency: col('urgency'),
+    deadline: col('deadline'),
+    created: col('created'),
+    approval_required: col('approval_required'),
+    approval_reasons: col('approval_reasons'),
+    state: col('state'),
+    approval_by: col('approval_by'),
+    approval_at: col('approval_at'),
+    attempts: col('attempts'),
+    retry_at: col('retry_at'),
+    last_error_class: col('last_error_class'),
+    last_error_message: col('last_error_message'),
+    reason: col('reason'),
+    state_since: col('state_since'),
+    cost_usd: col('cost_usd'),
+    lease_owner: col('lease_owner'),
+    lease_pid: col('lease_pid'),
+    lease_expires_at: col('lease_expires_at'),
+    version: col('version'),
+  };
+}
+
 function rowToRecord(row: TaskRow): TaskRecord {
   return unflattenTask({
     id: row.id,
@@ -462,10 +547,18 @@ function prepareStatements(db: Database.Database) {
       `INSERT INTO tasks (${taskCols}) VALUES (${params(TASK_COLUMNS)}) ON CONFLICT (id) DO NOTHING`,
     ),
     getTask: db.prepare<[string], TaskRow>(`SELECT ${taskCols} FROM tasks WHERE id = ?`),
-    listTasks: db.prepare<[], TaskRow>(`SELECT ${taskCols} FROM tasks ORDER BY created, id`),
-    listTasksIn: db.prepare<[string], TaskRow>(
+    listTasks: db.prepare<[], unknown[]>(`SELECT ${taskCols} FROM tasks ORDER BY created, id`).raw(true),
+    listTasksIn: db.prepare<[string], unknown[]>(
       `SELECT ${taskCols} FROM tasks WHERE state IN (SELECT value FROM json_each(?)) ORDER BY created, id`,
-    ),
+    ).raw(true),
+    stateCounts: db.prepare<[], { state: string; n: number }>('SELECT state, n FROM task_counts'),
+    // The state's `limit` newest, and any that tie with the last of them: the cut is the limit-th newest state_since.
+    latestInState: db.prepare<{ state: string; limit: number }, unknown[]>(
+      `SELECT ${taskCols} FROM tasks WHERE state = @state AND state_since >= coalesce(
+         (SELECT state_since FROM tasks WHERE state = @state ORDER BY state_since DESC LIMIT 1 OFFSET @limit - 1),
+         -9223372036854775808)
+       ORDER BY state_since DESC`,
+    ).raw(true),
     updateTask: db.prepare<TaskRow & { expected_version: number }>(
       `UPDATE tasks SET ${assignments(TASK_COLUMNS.filter((c) => c !== 'id'))}
        WHERE id = @id AND version = @expected_version`,

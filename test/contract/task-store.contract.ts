@@ -1,7 +1,9 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { HistoryColumns } from '../../lib/core/history-columns.ts';
 import type { HistoryEvent } from '../../lib/core/history.ts';
-import { InvalidTransitionError } from '../../lib/core/state-machine.ts';
-import type { TaskEvent } from '../../lib/core/state-machine.ts';
+import { computeMetrics, computeMetricsFromColumns } from '../../lib/core/metrics.ts';
+import { InvalidTransitionError, TASK_STATES, TERMINAL_STATES } from '../../lib/core/state-machine.ts';
+import type { TaskEvent, TaskState } from '../../lib/core/state-machine.ts';
 import { StaleWriteError, TaskNotFoundError } from '../../lib/core/store.ts';
 import type { Lease, NewTask, RunRecord, TaskRecord, TaskStore } from '../../lib/core/store.ts';
 
@@ -59,6 +61,30 @@ function run(taskId: string, attempt: number, kind: RunRecord['kind'], overrides
 }
 
 const anError = { class: 'timeout', message: 'the run took longer than 30m' } as const;
+
+/** What metrics read of an event, as historyColumns keeps it (no cost or duration: NaN) and as history returns it. */
+interface MetricsFields {
+  at: number;
+  to: string;
+  type: string;
+  durationMs: number | undefined;
+  costUsd: number | undefined;
+}
+
+function metricsFields(e: HistoryEvent): MetricsFields {
+  return { at: e.at, to: e.to, type: e.taskType, durationMs: e.durationMs, costUsd: e.costUsd };
+}
+
+function columnRows(c: HistoryColumns): MetricsFields[] {
+  const orAbsent = (x: number): number | undefined => (Number.isNaN(x) ? undefined : x);
+  return Array.from({ length: c.length }, (_, i) => ({
+    at: c.at[i] as number,
+    to: TASK_STATES[c.to[i] as number] as string,
+    type: c.types[c.type[i] as number] as string,
+    durationMs: orAbsent(c.durationMs[i] as number),
+    costUsd: orAbsent(c.costUsd[i] as number),
+  }));
+}
 
 export function describeTaskStoreContract(name: string, factory: () => Promise<StoreFixture>): void {
   describe(`TaskStore contract: ${name}`, () => {
@@ -167,6 +193,72 @@ export function describeTaskStoreContract(name: string, factory: () => Promise<S
         await store.create(newTask('t1'), t0);
         await store.apply('t1', { type: 'execute' }, at(10), { lease: lease() });
         expect(await store.list()).toEqual([await store.get('t1')]);
+      });
+    });
+
+    describe('stateCounts and listLatest', () => {
+      const FINISHED: TaskState[] = [...TERMINAL_STATES];
+
+      /** d1 done@100, f1 failed@200, d2 done@300 and c1 cancelled@300 (a tie), q1 queued, r1 failed then requeued. */
+      async function finishSome(): Promise<void> {
+        for (const id of ['d1', 'd2', 'f1', 'c1', 'q1', 'r1']) await store.create(newTask(id), t0);
+        await store.apply('d1', { type: 'execute' }, at(1));
+        await store.apply('d1', { type: 'succeed' }, at(100));
+        await store.apply('f1', { type: 'execute' }, at(1));
+        await store.apply('f1', { type: 'dead_letter', error: anError }, at(200));
+        await store.apply('d2', { type: 'execute' }, at(1));
+        await store.apply('d2', { type: 'succeed' }, at(300));
+        await store.apply('c1', { type: 'cancel', by: 'ops' }, at(300));
+        await store.apply('r1', { type: 'execute' }, at(1));
+        await store.apply('r1', { type: 'dead_letter', error: anError }, at(400));
+        await store.apply('r1', { type: 'requeue', by: 'ops' }, at(500));
+      }
+
+      it('counts every state, at 0 when empty', async () => {
+        const empty = await store.stateCounts();
+        expect(Object.keys(empty).sort()).toEqual([...TASK_STATES].sort());
+        expect(Object.values(empty).every((n) => n === 0)).toBe(true);
+      });
+
+      it('counts the tasks per state as they move, as a listing would', async () => {
+        await finishSome();
+        await store.apply('q1', { type: 'execute' }, at(600));
+        // A create that admits nothing counts nothing.
+        expect(await store.create(newTask('d1'), at(700))).toBe(false);
+        const counts = await store.stateCounts();
+        const listed = Object.fromEntries(TASK_STATES.map((s) => [s, 0])) as Record<TaskState, number>;
+        for (const r of await store.list()) listed[r.state] += 1;
+        expect(counts).toEqual(listed);
+        expect(counts).toMatchObject({ needs_action: 1, executing: 1, done: 2, failed: 1, cancelled: 1, expired: 0 });
+      });
+
+      it('lists the tasks that entered the given states last, newest first, ties by id, with the ties at the cut', async () => {
+        await finishSome();
+        const ids = async (states: TaskState[], limit: number): Promise<string[]> =>
+          (await store.listLatest({ states, limit })).map((r) => r.id);
+        // c1 and d2 both finished at 300: a limit of 1 keeps both, so no caller's tie-break is decided for it.
+        expect(await ids(FINISHED, 1)).toEqual(['c1', 'd2']);
+        expect(await ids(FINISHED, 2)).toEqual(['c1', 'd2']);
+        expect(await ids(FINISHED, 3)).toEqual(['c1', 'd2', 'f1']);
+        // r1 left failed when it was requeued: only where a task is now counts.
+        expect(await ids(FINISHED, 10)).toEqual(['c1', 'd2', 'f1', 'd1']);
+        expect(await ids(['done'], 1)).toEqual(['d2']);
+        expect(await ids(['needs_action'], 5)).toEqual(['r1', 'q1']);
+        expect(await ids(FINISHED, 0)).toEqual([]);
+        expect(await ids([], 5)).toEqual([]);
+        expect(await ids(['expired'], 5)).toEqual([]);
+      });
+
+      it('returns the records get returns', async () => {
+        await finishSome();
+        const latest = await store.listLatest({ states: FINISHED, limit: 10 });
+        expect(latest).toHaveLength(4);
+        for (const record of latest) expect(record).toEqual(await store.get(record.id));
+      });
+
+      it('refuses a limit that is not a whole number ≥ 0', async () => {
+        await expect(store.listLatest({ states: FINISHED, limit: -1 })).rejects.toBeInstanceOf(RangeError);
+        await expect(store.listLatest({ states: FINISHED, limit: 1.5 })).rejects.toBeInstanceOf(RangeError);
       });
     });
 
@@ -423,6 +515,69 @@ export function describeTaskStoreContract(name: string, factory: () => Promise<S
         expect((await store.history({ since: at(100), until: at(401) })).map((e) => e.at)).toEqual([
           at(100).getTime(), at(200).getTime(), at(300).getTime(), at(400).getTime(),
         ]);
+      });
+
+      it('gives the same events as columns (historyColumns), in the same order, and so the same metrics', async () => {
+        // Twelve tasks of three types: runs that cost and take time (fractional, zero, free), a retry, dead letters,
+        // plans, a cancel, and several events in the same millisecond — thirty-odd events, so an adapter that packs
+        // history in blocks holds some in blocks and some not yet.
+        const types = ['email', 'code', 'report'];
+        for (let i = 0; i < 12; i++) {
+          await store.create(newTask(`h${i}`, { type: types[i % 3] as string, approvalRequired: i % 4 === 1 }), t0);
+        }
+        for (let i = 0; i < 12; i++) {
+          const id = `h${i}`;
+          const start = 1_000 * i;
+          const cost = { costUsd: [0.125, 0, 1 / 3, 0.000_000_7][i % 4] as number, durationMs: [1_000, 0, 1_234.5, 99][i % 4] as number };
+          if (i % 5 === 4) {
+            await store.apply(id, { type: 'cancel', by: 'ops' }, at(start));
+            continue;
+          }
+          if (i % 4 === 1) {
+            await store.apply(id, { type: 'plan' }, at(start));
+            await store.apply(id, { type: 'plan_ready' }, at(start + 10), { run: run(id, 1, 'plan', cost) });
+            await store.apply(id, { type: 'approve', by: 'ops' }, at(start + 10));
+          }
+          await store.apply(id, { type: 'execute' }, at(start + 20));
+          if (i % 3 === 2) {
+            await store.apply(id, { type: 'fail', error: anError, retryAt: at(start + 30) }, at(start + 30), { run: run(id, 1, 'execute', cost) });
+            await store.apply(id, { type: 'retry' }, at(start + 30));
+            await store.apply(id, { type: 'execute' }, at(start + 40));
+          }
+          const outcome: TaskEvent = i % 6 === 5 ? { type: 'dead_letter', error: anError } : { type: 'succeed' };
+          await store.apply(id, outcome, at(start + 500 + i), { run: run(id, i % 3 === 2 ? 2 : 1, 'execute', cost) });
+        }
+
+        const all = await allHistory();
+        expect(all.length).toBeGreaterThan(30);
+        const cuts = [...new Set(all.map((e) => e.at))];
+        const windows = [
+          { since: at(-1), until: at(20_000) },
+          // Bounds exactly on events: since takes its event in, until leaves its event out.
+          { since: new Date(cuts[3] as number), until: new Date(cuts[cuts.length - 4] as number) },
+          { since: new Date(cuts[1] as number), until: new Date((cuts[1] as number) + 1) },
+          { since: at(5_000), until: at(5_000) },
+          { since: at(50_000), until: at(60_000) },
+        ];
+        for (const window of [EVERYTHING, ...windows]) {
+          const events = await store.history(window);
+          const columns = await store.historyColumns(window);
+          expect(columnRows(columns)).toEqual(events.map(metricsFields));
+          // Task numbers are the store's own; two rows share one exactly when they share the task.
+          for (let i = 0; i < events.length; i++) {
+            for (let j = i + 1; j < events.length; j++) {
+              expect(columns.task[i] === columns.task[j]).toBe(events[i]?.taskId === events[j]?.taskId);
+            }
+          }
+          expect(Math.max(-1, ...columns.task)).toBeLessThan(columns.taskCount);
+        }
+        for (const window of windows) {
+          for (const bucketMs of [undefined, 1_000, 60_000]) {
+            const w = { ...window, ...(bucketMs === undefined ? {} : { bucketMs }) };
+            const fromColumns = computeMetricsFromColumns(await store.historyColumns(window), w);
+            expect(fromColumns).toEqual(computeMetrics(await store.history(window), w));
+          }
+        }
       });
     });
 

@@ -8,12 +8,14 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { HistoryEvent } from '../../lib/core/history.ts';
 import { StaleWriteError } from '../../lib/core/store.ts';
 import type { NewTask, TaskRecord } from '../../lib/core/store.ts';
+import { MIGRATIONS, SCHEMA_VERSION } from '../../lib/local/sqlite-schema.ts';
 import { SqliteTaskStore, StoreError } from '../../lib/local/sqlite-store.ts';
 import { describeTaskStoreContract } from '../contract/task-store.contract.ts';
 
 describeTaskStoreContract('sqlite', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'fte-'));
-  const store = SqliteTaskStore.open(join(dir, 'fte.db'));
+  // Blocks of 4 history rows: every contract test that writes history also seals some of it (history-blocks.ts).
+  const store = SqliteTaskStore.open(join(dir, 'fte.db'), { historyBlockRows: 4 });
   return {
     store,
     cleanup: async () => {
@@ -142,10 +144,42 @@ describe('SqliteTaskStore', () => {
     const raw = new Database(path, { readonly: true });
     try {
       expect(raw.pragma('journal_mode', { simple: true })).toBe('wal');
-      expect(raw.pragma('user_version', { simple: true })).toBe(1);
+      expect(raw.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
     } finally {
       raw.close();
     }
+  });
+
+  it('migrates a version-1 file: its existing tasks are counted, and later writes keep the counts', async () => {
+    const raw = new Database(path);
+    raw.exec(MIGRATIONS[0] as string);
+    raw.pragma('user_version = 1');
+    const insert = raw.prepare(
+      `INSERT INTO tasks (id, title, type, urgency, created, approval_required, approval_reasons, state, attempts,
+       state_since, cost_usd, version) VALUES (?, 'old', 'code', 3, ?, 0, '[]', ?, 0, ?, 0, 1)`,
+    );
+    insert.run('old-done-1', t0.getTime(), 'done', t0.getTime() + 5);
+    insert.run('old-done-2', t0.getTime(), 'done', t0.getTime() + 9);
+    insert.run('old-queued', t0.getTime(), 'needs_action', t0.getTime());
+    raw.close();
+
+    const store = open();
+    expect(await store.stateCounts()).toMatchObject({ done: 2, needs_action: 1, executing: 0 });
+    expect((await store.listLatest({ states: ['done'], limit: 1 })).map((r) => r.id)).toEqual(['old-done-2']);
+    await store.apply('old-queued', { type: 'execute' }, t0);
+    await store.create(newTask('new'), t0);
+    expect(await store.stateCounts()).toMatchObject({ done: 2, needs_action: 1, executing: 1 });
+  });
+
+  it('keeps the counts of a task a raw SQL write moved or deleted (the counts follow the table, not the port)', async () => {
+    const store = open();
+    await store.create(newTask('a'), t0);
+    await store.create(newTask('b'), t0);
+    const raw = new Database(path);
+    raw.prepare(`UPDATE tasks SET state = 'cancelled' WHERE id = 'a'`).run();
+    raw.prepare(`DELETE FROM tasks WHERE id = 'b'`).run();
+    raw.close();
+    expect(await store.stateCounts()).toMatchObject({ needs_action: 0, cancelled: 1 });
   });
 
   it('refuses an invalid Date instead of storing NULL', async () => {
