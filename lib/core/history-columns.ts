@@ -1,6 +1,6 @@
 import type { HistoryEvent } from './history.ts';
 import { borrow, giveBack, regrow } from './scratch-arrays.ts';
-import { TASK_STATES, type TaskState } from './state-machine.ts';
+import { TASK_EVENT_TYPES, TASK_STATES, type TaskEventType, type TaskState } from './state-machine.ts';
 
 /**
  * History events in columnar form: what metrics read of each event, one typed array per field. A million events as
@@ -16,6 +16,8 @@ export interface HistoryColumns {
   readonly at: Float64Array;
   /** The state the event entered, as its index in TASK_STATES. */
   readonly to: Uint8Array;
+  /** The state-machine event, as its index in TASK_EVENT_TYPES: several events enter the same state. */
+  readonly event: Uint8Array;
   /** Index into `types`. */
   readonly type: Uint32Array;
   readonly types: readonly string[];
@@ -41,6 +43,19 @@ export function stateOf(code: number): TaskState {
   return state;
 }
 
+const EVENT_CODE: ReadonlyMap<string, number> = new Map(TASK_EVENT_TYPES.map((e, i) => [e, i]));
+
+/** The TASK_EVENT_TYPES index of `event`; -1 for a name this fte does not know. */
+export function eventCode(event: string): number {
+  return EVENT_CODE.get(event) ?? -1;
+}
+
+export function eventOf(code: number): TaskEventType {
+  const event = TASK_EVENT_TYPES[code];
+  if (event === undefined) throw new RangeError(`no task event has code ${code}`);
+  return event;
+}
+
 /**
  * Appends events into growing columns. Stores fill it row by row (`push`) or, when they already hold columns, write
  * straight into the arrays after `reserve` and advance `length`. The arrays are borrowed (scratch-arrays.ts): a reader
@@ -49,6 +64,7 @@ export function stateOf(code: number): TaskState {
 export class HistoryColumnsBuilder {
   at: Float64Array;
   to: Uint8Array;
+  event: Uint8Array;
   type: Uint32Array;
   task: Uint32Array;
   durationMs: Float64Array;
@@ -65,6 +81,7 @@ export class HistoryColumnsBuilder {
     const n = Math.max(1, capacity);
     this.at = borrow(Float64Array, n, false);
     this.to = borrow(Uint8Array, n, false);
+    this.event = borrow(Uint8Array, n, false);
     this.type = borrow(Uint32Array, n, false);
     this.task = borrow(Uint32Array, n, false);
     this.durationMs = borrow(Float64Array, n, false);
@@ -102,6 +119,7 @@ export class HistoryColumnsBuilder {
     const n = Math.max(needed, this.at.length * 2);
     this.at = regrow(Float64Array, this.at, n);
     this.to = regrow(Uint8Array, this.to, n);
+    this.event = regrow(Uint8Array, this.event, n);
     this.type = regrow(Uint32Array, this.type, n);
     this.task = regrow(Uint32Array, this.task, n);
     this.durationMs = regrow(Float64Array, this.durationMs, n);
@@ -111,10 +129,13 @@ export class HistoryColumnsBuilder {
   push(e: HistoryEvent): void {
     const code = STATE_CODE.get(e.to);
     if (code === undefined) throw new RangeError(`history event of task ${e.taskId} enters unknown state ${e.to}`);
+    const event = EVENT_CODE.get(e.event);
+    if (event === undefined) throw new RangeError(`history event of task ${e.taskId} is of unknown type ${e.event}`);
     this.reserve(1);
     const i = this.length++;
     this.at[i] = e.at;
     this.to[i] = code;
+    this.event[i] = event;
     this.type[i] = this.internType(e.taskType);
     this.task[i] = this.internTask(e.taskId);
     this.durationMs[i] = e.durationMs ?? Number.NaN;
@@ -127,6 +148,7 @@ export class HistoryColumnsBuilder {
       length: n,
       at: this.at.subarray(0, n),
       to: this.to.subarray(0, n),
+      event: this.event.subarray(0, n),
       type: this.type.subarray(0, n),
       types: [...this.types],
       task: this.task.subarray(0, n),
@@ -142,7 +164,7 @@ export class HistoryColumnsBuilder {
  * they may be overwritten at any time.
  */
 export function recycleColumns(columns: HistoryColumns): void {
-  for (const array of [columns.at, columns.to, columns.type, columns.task, columns.durationMs, columns.costUsd]) giveBack(array);
+  for (const array of [columns.at, columns.to, columns.event, columns.type, columns.task, columns.durationMs, columns.costUsd]) giveBack(array);
 }
 
 /** Events with since ≤ at < until (every event without a range), in their order, as columns. */

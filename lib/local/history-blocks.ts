@@ -1,5 +1,5 @@
 import type Database from 'better-sqlite3';
-import { HistoryColumnsBuilder, stateCode, type HistoryColumns } from '../core/history-columns.ts';
+import { eventCode, HistoryColumnsBuilder, stateCode, type HistoryColumns } from '../core/history-columns.ts';
 import { StoreError } from '../core/store-error.ts';
 
 /**
@@ -8,15 +8,16 @@ import { StoreError } from '../core/store-error.ts';
  * fields metrics read as packed little-endian columns:
  *
  *   at f64 · duration_ms f64 (NaN for NULL) · cost_usd f64 (NaN for NULL) · task key u32 · type code u16 · state code u8
+ *   · event code u8
  *
- * (31 bytes a row, the 8-byte columns first so each column is aligned). Type and state codes index the block's own
- * dictionaries, so a block never depends on the order of a list in the code that wrote it.
+ * (32 bytes a row, the 8-byte columns first so each column is aligned). Type, state and event codes index the block's
+ * own dictionaries, so a block never depends on the order of a list in the code that wrote it.
  */
 
 export const DEFAULT_BLOCK_ROWS = 4096;
 /** Type codes are u16 and a block has at most one type per row. */
 export const MAX_BLOCK_ROWS = 65_536;
-const ROW_BYTES = 31;
+const ROW_BYTES = 32;
 const MAX_TASK_KEY = 0xffff_ffff;
 
 /**
@@ -32,13 +33,17 @@ interface BlockRow {
   max_at: number;
   types: string;
   states: string;
+  events: string;
   packed: Buffer;
 }
 
-/** A history row as sealing reads it: seq, task_id, task_type, to_state, at, duration_ms, cost_usd. */
-type PendingRow = [number, string, string, string, number, number | null, number | null];
-/** A tail row as a read returns it: task_id, task_type, to_state, at, duration_ms, cost_usd, the task's key if any. */
-type TailRow = [string, string, string, number, number | null, number | null, number | null];
+/** A history row as sealing reads it: seq, task_id, task_type, to_state, event, at, duration_ms, cost_usd. */
+type PendingRow = [number, string, string, string, string, number, number | null, number | null];
+/**
+ * A tail row as a read returns it: task_id, task_type, to_state, event, at, duration_ms, cost_usd, the task's key if
+ * any.
+ */
+type TailRow = [string, string, string, string, number, number | null, number | null, number | null];
 
 export class HistoryBlocks {
   private readonly stmts: ReturnType<typeof prepare>;
@@ -77,13 +82,15 @@ export class HistoryBlocks {
     const task = new Uint32Array(buffer, 24 * n, n);
     const type = new Uint16Array(buffer, 28 * n, n);
     const state = new Uint8Array(buffer, 30 * n, n);
+    const event = new Uint8Array(buffer, 31 * n, n);
     const types = new Dictionary();
     const states = new Dictionary();
+    const events = new Dictionary();
     const keys = new Map<string, number>();
     let minAt = Infinity;
     let maxAt = -Infinity;
     for (let i = 0; i < n; i++) {
-      const [, taskId, taskType, toState, t, durationMs, costUsd] = rows[i] as PendingRow;
+      const [, taskId, taskType, toState, eventType, t, durationMs, costUsd] = rows[i] as PendingRow;
       let key = keys.get(taskId);
       if (key === undefined) {
         key = this.keyOf(taskId);
@@ -95,6 +102,7 @@ export class HistoryBlocks {
       task[i] = key;
       type[i] = types.code(taskType);
       state[i] = states.code(toState);
+      event[i] = events.code(eventType);
       if (t < minAt) minAt = t;
       if (t > maxAt) maxAt = t;
     }
@@ -106,6 +114,7 @@ export class HistoryBlocks {
       max_at: maxAt,
       types: JSON.stringify(types.names),
       states: JSON.stringify(states.names),
+      events: JSON.stringify(events.names),
       packed: Buffer.from(buffer),
     });
     return true;
@@ -123,10 +132,11 @@ export class HistoryBlocks {
     const out = new HistoryColumnsBuilder(total);
     this.startRead(this.stmts.maxKey.get() ?? 0);
     for (const block of blocks) this.unpack(block, out, sinceMs, untilMs);
-    for (const [taskId, taskType, toState, t, durationMs, costUsd, key] of tail) {
+    for (const [taskId, taskType, toState, eventType, t, durationMs, costUsd, key] of tail) {
       const i = out.length++;
       out.at[i] = t;
       out.to[i] = knownState(toState, 'tail');
+      out.event[i] = knownEvent(eventType, 'tail');
       out.type[i] = out.internType(taskType);
       // A task with a key has events in blocks too; numbering it by key keeps one index for all of its events.
       out.task[i] = key === null ? out.internTask(taskId) : this.slotOfKey(key, out);
@@ -149,8 +159,10 @@ export class HistoryBlocks {
     const task = new Uint32Array(bytes.buffer, bytes.byteOffset + 24 * n, n);
     const type = new Uint16Array(bytes.buffer, bytes.byteOffset + 28 * n, n);
     const state = new Uint8Array(bytes.buffer, bytes.byteOffset + 30 * n, n);
+    const event = new Uint8Array(bytes.buffer, bytes.byteOffset + 31 * n, n);
     const typeOf = Uint32Array.from(dictionary(block, 'types'), (name) => out.internType(name));
     const stateOf = Uint8Array.from(dictionary(block, 'states'), (name) => knownState(name, `block ${block.last_seq}`));
+    const eventOf = Uint8Array.from(dictionary(block, 'events'), (name) => knownEvent(name, `block ${block.last_seq}`));
 
     const start = out.length;
     const { keySlot, keyStamp, stamp } = this;
@@ -161,11 +173,13 @@ export class HistoryBlocks {
       out.costUsd.set(cost, start);
       const outType = out.type.subarray(start, start + n);
       const outTo = out.to.subarray(start, start + n);
+      const outEvent = out.event.subarray(start, start + n);
       const outTask = out.task.subarray(start, start + n);
       let tasks = out.taskCount;
       for (let i = 0; i < n; i++) {
         outType[i] = typeOf[type[i] as number] as number;
         outTo[i] = stateOf[state[i] as number] as number;
+        outEvent[i] = eventOf[event[i] as number] as number;
         const key = task[i] as number;
         if (keyStamp[key] !== stamp) {
           keyStamp[key] = stamp;
@@ -186,6 +200,7 @@ export class HistoryBlocks {
       out.costUsd[j] = cost[i] as number;
       out.type[j] = typeOf[type[i] as number] as number;
       out.to[j] = stateOf[state[i] as number] as number;
+      out.event[j] = eventOf[event[i] as number] as number;
       out.task[j] = this.slotOfKey(task[i] as number, out);
       j++;
     }
@@ -242,7 +257,7 @@ class Dictionary {
   }
 }
 
-function dictionary(block: BlockRow, column: 'types' | 'states'): string[] {
+function dictionary(block: BlockRow, column: 'types' | 'states' | 'events'): string[] {
   const names: unknown = JSON.parse(block[column]);
   if (!Array.isArray(names) || !names.every((x): x is string => typeof x === 'string')) {
     throw new StoreError(`history block ending at seq ${block.last_seq} is damaged: ${column} is not a list of names`);
@@ -256,6 +271,12 @@ function knownState(name: string, where: string): number {
   return code;
 }
 
+function knownEvent(name: string, where: string): number {
+  const code = eventCode(name);
+  if (code < 0) throw new StoreError(`history ${where} holds unknown event ${JSON.stringify(name)}`);
+  return code;
+}
+
 function prepare(db: Database.Database) {
   return {
     lastSealed: db.prepare<[], number>('SELECT max(last_seq) FROM history_blocks').pluck(),
@@ -263,24 +284,24 @@ function prepare(db: Database.Database) {
     lastSeq: db.prepare<[], number>('SELECT max(seq) FROM history').pluck(),
     pending: db
       .prepare<[number, number], PendingRow>(
-        `SELECT seq, task_id, task_type, to_state, at, duration_ms, cost_usd FROM history WHERE seq > ? ORDER BY seq LIMIT ?`,
+        `SELECT seq, task_id, task_type, to_state, event, at, duration_ms, cost_usd FROM history WHERE seq > ? ORDER BY seq LIMIT ?`,
       )
       .raw(true),
     keyOf: db.prepare<[string], number>('SELECT key FROM history_task_keys WHERE task_id = ?').pluck(),
     newKey: db.prepare<[string]>('INSERT INTO history_task_keys (task_id) VALUES (?)'),
     insertBlock: db.prepare<BlockRow & { first_seq: number }>(
-      `INSERT INTO history_blocks (last_seq, first_seq, rows, min_at, max_at, types, states, packed)
-       VALUES (@last_seq, @first_seq, @rows, @min_at, @max_at, @types, @states, @packed)`,
+      `INSERT INTO history_blocks (last_seq, first_seq, rows, min_at, max_at, types, states, events, packed)
+       VALUES (@last_seq, @first_seq, @rows, @min_at, @max_at, @types, @states, @events, @packed)`,
     ),
     blocksIn: db.prepare<[number, number], BlockRow>(
-      `SELECT last_seq, rows, min_at, max_at, types, states, packed FROM history_blocks
+      `SELECT last_seq, rows, min_at, max_at, types, states, events, packed FROM history_blocks
        WHERE max_at >= ? AND min_at < ? ORDER BY last_seq`,
     ),
     // `+h.at`: the window is a constraint to check, not an index to walk — the tail is found by seq, and a month-long
     // window on history_at would visit every row of the month.
     tail: db
       .prepare<[number, number, number], TailRow>(
-        `SELECT h.task_id, h.task_type, h.to_state, h.at, h.duration_ms, h.cost_usd, k.key
+        `SELECT h.task_id, h.task_type, h.to_state, h.event, h.at, h.duration_ms, h.cost_usd, k.key
          FROM history h LEFT JOIN history_task_keys k ON k.task_id = h.task_id
          WHERE h.seq > ? AND +h.at >= ? AND +h.at < ? ORDER BY h.seq`,
       )

@@ -166,6 +166,28 @@ CREATE TRIGGER history_blocks_delete AFTER DELETE ON history BEGIN
 END;
 `;
 
-export const MIGRATIONS: readonly string[] = [V1, READ_SIDE_COUNTS, HISTORY_BLOCKS];
+/**
+ * Blocks also keep each row's state-machine event: several events enter the same state (interrupt and retry both
+ * requeue), and the Prometheus counters, which tell runs apart by how they ended, are then read from blocks too. Blocks
+ * are derived data, so the old ones are dropped rather than converted: the store seals the rows anew when it opens.
+ */
+const HISTORY_BLOCK_EVENTS = `
+DROP TABLE history_blocks;
+
+CREATE TABLE history_blocks (
+  last_seq  INTEGER NOT NULL PRIMARY KEY,
+  first_seq INTEGER NOT NULL,
+  rows      INTEGER NOT NULL CHECK (rows > 0),
+  min_at    INTEGER NOT NULL,
+  max_at    INTEGER NOT NULL,
+  types     TEXT    NOT NULL CHECK (json_type(types) = 'array'),
+  states    TEXT    NOT NULL CHECK (json_type(states) = 'array'),
+  events    TEXT    NOT NULL CHECK (json_type(events) = 'array'),
+  packed    BLOB    NOT NULL,
+  CHECK (first_seq <= last_seq AND min_at <= max_at)
+) STRICT;
+`;
+
+export const MIGRATIONS: readonly string[] = [V1, READ_SIDE_COUNTS, HISTORY_BLOCKS, HISTORY_BLOCK_EVENTS];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

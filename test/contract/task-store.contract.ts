@@ -1,8 +1,9 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { addColumns, addEvent, emptyTotals } from '../../lib/app/prometheus-metrics.ts';
 import type { HistoryColumns } from '../../lib/core/history-columns.ts';
 import type { HistoryEvent } from '../../lib/core/history.ts';
 import { computeMetrics, computeMetricsFromColumns } from '../../lib/core/metrics.ts';
-import { InvalidTransitionError, TASK_STATES, TERMINAL_STATES } from '../../lib/core/state-machine.ts';
+import { InvalidTransitionError, TASK_EVENT_TYPES, TASK_STATES, TERMINAL_STATES } from '../../lib/core/state-machine.ts';
 import type { TaskEvent, TaskState } from '../../lib/core/state-machine.ts';
 import { StaleWriteError, TaskNotFoundError } from '../../lib/core/store.ts';
 import type { Lease, NewTask, RunRecord, TaskRecord, TaskStore } from '../../lib/core/store.ts';
@@ -66,13 +67,14 @@ const anError = { class: 'timeout', message: 'the run took longer than 30m' } as
 interface MetricsFields {
   at: number;
   to: string;
+  event: string;
   type: string;
   durationMs: number | undefined;
   costUsd: number | undefined;
 }
 
 function metricsFields(e: HistoryEvent): MetricsFields {
-  return { at: e.at, to: e.to, type: e.taskType, durationMs: e.durationMs, costUsd: e.costUsd };
+  return { at: e.at, to: e.to, event: e.event, type: e.taskType, durationMs: e.durationMs, costUsd: e.costUsd };
 }
 
 function columnRows(c: HistoryColumns): MetricsFields[] {
@@ -80,6 +82,7 @@ function columnRows(c: HistoryColumns): MetricsFields[] {
   return Array.from({ length: c.length }, (_, i) => ({
     at: c.at[i] as number,
     to: TASK_STATES[c.to[i] as number] as string,
+    event: TASK_EVENT_TYPES[c.event[i] as number] as string,
     type: c.types[c.type[i] as number] as string,
     durationMs: orAbsent(c.durationMs[i] as number),
     costUsd: orAbsent(c.costUsd[i] as number),
@@ -518,8 +521,9 @@ export function describeTaskStoreContract(name: string, factory: () => Promise<S
       });
 
       it('gives the same events as columns (historyColumns), in the same order, and so the same metrics', async () => {
-        // Twelve tasks of three types: runs that cost and take time (fractional, zero, free), a retry, dead letters,
-        // plans, a cancel, and several events in the same millisecond — thirty-odd events, so an adapter that packs
+        // Twelve tasks of three types: runs that cost and take time (fractional, zero, free), a retry, interrupted runs
+        // (requeued like a retry, told apart only by the event), dead letters, plans, a cancel, and several events in the
+        // same millisecond — thirty-odd events, so an adapter that packs
         // history in blocks holds some in blocks and some not yet.
         const types = ['email', 'code', 'report'];
         for (let i = 0; i < 12; i++) {
@@ -539,13 +543,18 @@ export function describeTaskStoreContract(name: string, factory: () => Promise<S
             await store.apply(id, { type: 'approve', by: 'ops' }, at(start + 10));
           }
           await store.apply(id, { type: 'execute' }, at(start + 20));
+          let attempt = 1;
+          if (i % 4 === 3) {
+            await store.apply(id, { type: 'interrupt', reason: 'stop --now' }, at(start + 25), { run: run(id, attempt++, 'execute', cost) });
+            await store.apply(id, { type: 'execute' }, at(start + 26));
+          }
           if (i % 3 === 2) {
-            await store.apply(id, { type: 'fail', error: anError, retryAt: at(start + 30) }, at(start + 30), { run: run(id, 1, 'execute', cost) });
+            await store.apply(id, { type: 'fail', error: anError, retryAt: at(start + 30) }, at(start + 30), { run: run(id, attempt++, 'execute', cost) });
             await store.apply(id, { type: 'retry' }, at(start + 30));
             await store.apply(id, { type: 'execute' }, at(start + 40));
           }
           const outcome: TaskEvent = i % 6 === 5 ? { type: 'dead_letter', error: anError } : { type: 'succeed' };
-          await store.apply(id, outcome, at(start + 500 + i), { run: run(id, i % 3 === 2 ? 2 : 1, 'execute', cost) });
+          await store.apply(id, outcome, at(start + 500 + i), { run: run(id, attempt, 'execute', cost) });
         }
 
         const all = await allHistory();
@@ -577,7 +586,14 @@ export function describeTaskStoreContract(name: string, factory: () => Promise<S
             const fromColumns = computeMetricsFromColumns(await store.historyColumns(window), w);
             expect(fromColumns).toEqual(computeMetrics(await store.history(window), w));
           }
+          // The Prometheus counters read columns too: the totals of the event objects, to the bit.
+          const fromEvents = emptyTotals();
+          for (const e of await store.history(window)) addEvent(fromEvents, e);
+          const totals = emptyTotals();
+          addColumns(totals, await store.historyColumns(window));
+          expect(totals).toEqual(fromEvents);
         }
+        expect(all.filter((e) => e.event === 'interrupt')).toHaveLength(3);
       });
     });
 

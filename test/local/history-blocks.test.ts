@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { TASK_STATES } from '../../lib/core/state-machine.ts';
+import { TASK_EVENT_TYPES, TASK_STATES } from '../../lib/core/state-machine.ts';
 import type { HistoryColumns } from '../../lib/core/history-columns.ts';
 import type { HistoryEvent } from '../../lib/core/history.ts';
 import { computeMetricsFromColumns, type MetricsWindow } from '../../lib/core/metrics.ts';
@@ -92,12 +92,12 @@ function blockEdges(): Array<{ min: number; max: number }> {
 
 function rowsOf(c: HistoryColumns): unknown[] {
   return Array.from({ length: c.length }, (_, i) => [
-    c.at[i], TASK_STATES[c.to[i] as number], c.types[c.type[i] as number], c.durationMs[i], c.costUsd[i],
+    c.at[i], TASK_STATES[c.to[i] as number], TASK_EVENT_TYPES[c.event[i] as number], c.types[c.type[i] as number], c.durationMs[i], c.costUsd[i],
   ]);
 }
 
 function rowsOfEvents(events: readonly HistoryEvent[]): unknown[] {
-  return events.map((e) => [e.at, e.to, e.taskType, e.durationMs ?? Number.NaN, e.costUsd ?? Number.NaN]);
+  return events.map((e) => [e.at, e.to, e.event, e.taskType, e.durationMs ?? Number.NaN, e.costUsd ?? Number.NaN]);
 }
 
 /** historyColumns is history as columns, task for task, and gives the figures the old computation gives. */
@@ -149,6 +149,25 @@ describe('SQLite history blocks', () => {
       await expectColumnsMatchHistory(store, windowsFor(version));
     },
   );
+
+  it('drops blocks sealed without events by a version-3 fte and seals the rows anew', async () => {
+    const raw = new Database(path);
+    for (const migration of MIGRATIONS.slice(0, 3)) raw.exec(migration);
+    raw.pragma('user_version = 3');
+    writeRaw(raw, storableHistory(31, 300));
+    // A block of the version-3 format (31 bytes a row, no event column) over the first 128 rows.
+    raw
+      .prepare(
+        `INSERT INTO history_blocks (last_seq, first_seq, rows, min_at, max_at, types, states, packed)
+         SELECT 128, 1, 128, min(at), max(at), '["code"]', '["done"]', zeroblob(128 * 31) FROM history WHERE seq <= 128`,
+      )
+      .run();
+    raw.close();
+
+    const store = open({ historyBlockRows: 128 });
+    expect(countBlocks()).toBe(2);
+    await expectColumnsMatchHistory(store, windowsFor(32));
+  });
 
   it('seals as apply writes, and a read-only connection reads the same columns', async () => {
     const store = open({ historyBlockRows: 5 });
