@@ -1,9 +1,8 @@
 import type { Logger } from '@aws-lambda-powertools/logger';
 import type { Metrics } from '@aws-lambda-powertools/metrics';
 import type { DynamoTaskStore } from '../lib/aws/dynamodb-store.ts';
-import { approvalDecision } from '../lib/core/approval.ts';
+import { admissionOf } from '../lib/core/admission.ts';
 import type { Config } from '../lib/core/config.ts';
-import type { NewTask } from '../lib/core/store.ts';
 import type { TaskDoc } from '../lib/core/task.ts';
 import { DEFAULT_PARSE_LIMITS, type ParseLimits } from '../lib/core/task-fields.ts';
 import { METRICS, MetricUnit } from './observability.ts';
@@ -37,24 +36,13 @@ export const CLOUD_PARSE_LIMITS: Readonly<ParseLimits> = Object.freeze({ ...DEFA
 
 /** Write the task unless its id is taken. Throws only for failures of the store (StoreError), which are worth retrying. */
 export async function admitTask(deps: AdmitDeps, task: TaskDoc, markdown: string, now: Date, source: string): Promise<AdmitOutcome> {
-  const approval = approvalDecision(task, deps.config);
-  const newTask: NewTask = {
-    id: task.id,
-    title: task.title,
-    type: task.type,
-    sender: task.sender,
-    urgency: task.urgency,
-    deadline: task.deadline,
-    created: task.created,
-    approvalRequired: approval.required,
-    approvalReasons: approval.reasons,
-  };
+  const newTask = admissionOf(task, deps.config, now);
   const created = await deps.store.createWithBody(newTask, markdown, now);
   if (!created) {
     deps.logger.info('duplicate task document ignored', { taskId: task.id, source });
     return { status: 'duplicate', taskId: task.id };
   }
   deps.metrics.addMetric(METRICS.ingested, MetricUnit.Count, 1);
-  deps.logger.info('task admitted', { taskId: task.id, source, approvalRequired: approval.required, type: task.type });
-  return { status: 'created', taskId: task.id, approvalRequired: approval.required };
+  deps.logger.info('task admitted', { taskId: task.id, source, approvalRequired: newTask.approvalRequired, type: task.type });
+  return { status: 'created', taskId: task.id, approvalRequired: newTask.approvalRequired };
 }

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { linkSync, lstatSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { approvalDecision } from '../core/approval.ts';
+import { admissionOf } from '../core/admission.ts';
 import type { Config } from '../core/config.ts';
 import { FileWriteError, type TaskParseError } from '../core/errors.ts';
 import { upsertSection, withoutSections } from '../core/note-sections.ts';
@@ -140,23 +140,9 @@ export class TaskService {
     if (!parsed.ok) return this.quarantine(admittedId, folder, parsed.error);
     const now = this.clock();
     const doc = parsed.task;
-    const approval = approvalDecision(doc, this.config);
     this.writeSnapshot(admittedId, note.content);
     await this.store.create(
-      {
-        id: admittedId,
-        title: doc.title,
-        type: doc.type,
-        sender: doc.sender,
-        urgency: doc.urgency,
-        deadline: doc.deadline,
-        // The age boost counts from admission, not from the note's own date: a note can claim any `created` (an
-        // e-mail's Date header is the sender's to set), and a back-dated one would jump the queue — the caveat of the
-        // starvation bound in lib/core/scoring.ts. Measured from admission, the bound holds for every task.
-        created: now,
-        approvalRequired: approval.required,
-        approvalReasons: approval.reasons,
-      },
+      admissionOf(doc, this.config, now, admittedId),
       now,
     );
     const record = await this.mustGet(admittedId);

@@ -160,6 +160,12 @@ describe('ingest', () => {
     expect(pay?.approvalReasons.join(' ')).toMatch(/payment/);
   });
 
+  it('counts a task\'s age from admission, as the local runtime does: a back-dated `created` does not jump the queue', async () => {
+    const markdown = note({ title: 'Old news', created: '2020-01-01T00:00:00Z' });
+    await ingestDocument(deps, { id: 'back-dated', markdown }, 'sqs:a');
+    expect((await store.get('back-dated'))?.created.toISOString()).toBe(t0.toISOString());
+  });
+
   it('is idempotent on the id: a redelivered or reused id changes nothing', async () => {
     const first = note({ title: 'First' });
     await ingestDocument(deps, { id: 't1', markdown: first }, 'sqs:a');
