@@ -83,12 +83,23 @@ export async function waitForGroupExit(pgid: number, timeoutMs: number, pollMs =
  * elsewhere and when the environment cannot be read.
  */
 export function processCarries(pid: number, marker: string): boolean {
-  try {
-    return readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').includes(marker);
-  } catch {
-    return false;
+  // While a process is between two execs (`env` starting `node` for a #! script) its environ reads empty for an
+  // instant; an agent that just started is not a stranger, so an empty read is tried again before the answer is no.
+  for (let tries = 0; tries < ENVIRON_RETRIES; tries++) {
+    let environ: string;
+    try {
+      environ = readFileSync(`/proc/${pid}/environ`, 'utf8');
+    } catch {
+      return false;
+    }
+    if (environ.length > 0) return environ.split('\0').includes(marker);
+    Atomics.wait(ENVIRON_PAUSE, 0, 0, 5);
   }
+  return false;
 }
+
+const ENVIRON_RETRIES = 20;
+const ENVIRON_PAUSE = new Int32Array(new SharedArrayBuffer(4));
 
 /** Whether group identity can be checked here at all (see `processCarries`). */
 export const CAN_VERIFY_GROUPS = process.platform === 'linux';
