@@ -16,6 +16,7 @@ import { startApiServer, type RunningApiServer } from '../lib/local/http-server.
 import { SqliteTaskStore } from '../lib/local/sqlite-store.ts';
 import { Scratch } from './harness.ts';
 import { formatMs, percentile, printTable, type Row } from './table.ts';
+import { mulberry32 as prng } from '../test/prng.ts';
 
 /**
  * Issue 4's proof figures: computeMetrics over 1M history events (the seed's target: < 100 ms), the same through the
@@ -30,17 +31,6 @@ const REFRESH_TARGET_MS = 200;
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
-/** Deterministic PRNG (mulberry32), so every run measures the same data. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Per task type: share of tasks, median run time (ms), median cost of a run (USD), approval share. */
 const TYPES = [

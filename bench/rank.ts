@@ -3,6 +3,7 @@ import { validateConfig, type Config } from '../lib/core/config.ts';
 import { compareRanked, rankTasks, scoreTask, type ScoringInput } from '../lib/core/scoring.ts';
 import type { Level } from '../lib/core/task.ts';
 import { percentile, printTable, type Row } from './table.ts';
+import { mulberry32 as prng } from '../test/prng.ts';
 
 /**
  * Time to rank a queue with the core scorer (`rankTasks`: score every task, then sort by score, age and id) at 1k, 10k
@@ -14,17 +15,6 @@ type Synthetic = ScoringInput & { id: string };
 
 const DAY_MS = 86_400_000;
 
-/** Deterministic PRNG (mulberry32), so every run ranks the same queues. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Sender lists of a plausible size, so the sender lookup does real work. */
 export function rankConfig(): Config {

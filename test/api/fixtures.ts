@@ -5,6 +5,7 @@ import type { HistoryEvent } from '../../lib/core/history.ts';
 import type { ErrorClass } from '../../lib/core/retry.ts';
 import type { TaskEvent, TaskState } from '../../lib/core/state-machine.ts';
 import type { NewTask, RunRecord, TaskStore } from '../../lib/core/store.ts';
+import { mulberry32 as prng } from '../prng.ts';
 
 /**
  * Test fixtures shared by the API and CLI tests: temp vaults, task records, and a seeded history generator that keeps
@@ -71,17 +72,7 @@ export function writeNote(vault: string, folder: string, id: string, frontmatter
   writeFileSync(join(vault, folder, `${id}.md`), `---\n${lines.join('\n')}\n---\n${body}\n`);
 }
 
-/** Deterministic PRNG (mulberry32), so a seeded history is the same on every run. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { prng };
 
 export interface SeedOptions {
   now: Date;

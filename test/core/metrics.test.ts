@@ -7,6 +7,7 @@ import {
   percentileNearestRank,
 } from '../../lib/core/metrics.ts';
 import type { TaskEventType, TaskState } from '../../lib/core/state-machine.ts';
+import { mulberry32 as rng } from '../prng.ts';
 
 const MIN = 60_000;
 const HOUR = 60 * MIN;
@@ -267,17 +268,6 @@ describe('lastCompletionAt', () => {
   });
 });
 
-// A deterministic PRNG (mulberry32) so the generated history is the same on every run.
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** The p-th percentile by definition: the smallest observed value with at least p % of values at or below it. */
 function naivePercentile(values: number[], p: number): number {

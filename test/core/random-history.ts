@@ -1,6 +1,7 @@
 import type { HistoryEvent } from '../../lib/core/history.ts';
 import type { MetricsWindow } from '../../lib/core/metrics.ts';
 import { TASK_STATES, type TaskState } from '../../lib/core/state-machine.ts';
+import { mulberry32 as prng } from '../prng.ts';
 
 /**
  * Random histories for the metrics tests, built to sit on every edge the arithmetic has: window, bucket and UTC-day
@@ -12,16 +13,7 @@ const MIN = 60_000;
 const HOUR = 60 * MIN;
 const DAY = 24 * HOUR;
 
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { prng };
 
 export type Random = () => number;
 export const pick = <T>(random: Random, items: readonly T[]): T => items[Math.floor(random() * items.length)] as T;

@@ -15,6 +15,7 @@ import {
   type ScoringInput,
 } from '../../lib/core/scoring.ts';
 import type { Level } from '../../lib/core/task.ts';
+import { mulberry32 } from '../prng.ts';
 
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
@@ -22,17 +23,6 @@ const DAY = 24 * HOUR;
 const NOW = new Date('2025-06-02T12:00:00Z');
 const after = (ms: number, from: Date = NOW) => new Date(from.getTime() + ms);
 
-/** A tiny seeded PRNG so every "random" stream below is the same on every run. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function shuffled<T>(items: readonly T[], random: () => number): T[] {
   const out = [...items];

@@ -7,6 +7,7 @@ import type { RunRecord, TaskRecord } from '../../lib/core/store.ts';
 import { processIsAlive } from '../../lib/local/process-group.ts';
 import { SqliteTaskStore } from '../../lib/local/sqlite-store.ts';
 import { ROOT, STAND_IN } from '../e2e/harness.ts';
+import { mulberry32 as seeded } from '../prng.ts';
 
 /**
  * Shared by the hardening tests (test/hardening/*.test.ts) and their full-size runs in bench/: the real `fte` process,
@@ -16,17 +17,7 @@ import { ROOT, STAND_IN } from '../e2e/harness.ts';
 export { ROOT, STAND_IN };
 export const FTE_BIN = join(ROOT, 'bin', 'fte.js');
 
-/** A small seeded PRNG (mulberry32), so a failing trial can be replayed with its seed. */
-export function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { seeded };
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
