@@ -5,7 +5,7 @@ import { runLoad } from '../test/hardening/load.ts';
  * Load runs of issue 7, `fte orchestrator run` as its own process with its HTTP API on:
  *   seed load  — 100 tasks, 10 concurrent, stand-in agent (300 ms of work per run): dispatch latency, /dashboard
  *                latency and orchestrator memory from the first task to the last;
- *   scale run  — 10,000 tasks, 50 concurrent, a no-op agent: every task ends in exactly one terminal state, the cap is
+ *   scale run  — 10,000 tasks, 50 concurrent, a no-op agent that stays 200 ms: every task ends in exactly one terminal state, the cap is
  *                never exceeded, API p99 and memory printed.
  * `--quick`: the seed load and a 1,000-task scale run. `--scale-tasks N` sets the scale run's size.
  * Benchmarks, not tests: nothing here asserts a time; the behavioural checks fail the run (exit 1 when run alone).
@@ -18,8 +18,9 @@ export async function benchLoad(options: { quick: boolean; scaleTasks?: number }
   ok &&= seed.done === 100 && seed.terminalOnce && seed.ranTwice.length === 0 && seed.peakConcurrency <= 10 && seed.api.failures === 0;
 
   const n = options.scaleTasks ?? (options.quick ? 1000 : 10_000);
-  console.log(`\n## scale run: ${n} tasks, 50 concurrent, no-op agent\n`);
-  const scale = await runLoad({ tasks: n, concurrency: 50, agent: { kind: 'noop' }, pollMs: 250, timeoutMs: 4 * 3600_000, log: (l) => console.log(`  ${l}`) });
+  // The agent stays 200 ms, so 50 runs overlap and the cap is reached; an instant one never fills the slots.
+  console.log(`\n## scale run: ${n} tasks, 50 concurrent, no-op agent (200 ms)\n`);
+  const scale = await runLoad({ tasks: n, concurrency: 50, agent: { kind: 'noop', delayMs: 200 }, pollMs: 250, timeoutMs: 4 * 3600_000, log: (l) => console.log(`  ${l}`) });
   console.log(scale.table);
   ok &&= scale.done === n && scale.terminalOnce && scale.ranTwice.length === 0 && scale.peakConcurrency <= 50 && scale.api.failures === 0;
   if (!ok) console.log('NOT OK: a behavioural check failed (see the lines above)');

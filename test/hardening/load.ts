@@ -17,7 +17,7 @@ export interface LoadOptions {
   tasks: number;
   concurrency: number;
   /** The stand-in agent (with `delay` ms of work per run), or a no-op shell agent (for the 10,000-task scale run). */
-  agent: { kind: 'stand-in'; delayMs: number } | { kind: 'noop' };
+  agent: { kind: 'stand-in'; delayMs: number } | { kind: 'noop'; delayMs?: number };
   /** Poll the API this often (ms); 0 disables polling. */
   pollMs?: number;
   timeoutMs?: number;
@@ -55,10 +55,14 @@ export interface LoadReport {
 const NOOP_RESULT =
   '{"type":"result","subtype":"success","is_error":false,"result":"ok <promise>DONE</promise>","session_id":"s","total_cost_usd":0,"num_turns":1,"duration_ms":1}';
 
-/** A no-op agent that records its start and end (one atomic append each) so concurrency can be counted afterwards. */
-function writeCountingNoop(dir: string, log: string): string {
+/**
+ * A no-op agent that records its start and end (one atomic append each) so concurrency can be counted afterwards.
+ * With `delayMs` it stays that long, so runs overlap and the cap is actually reached.
+ */
+function writeCountingNoop(dir: string, log: string, delayMs = 0): string {
   const path = join(dir, 'noop-claude');
-  writeFileSync(path, `#!/bin/sh\necho "s $$" >> '${log}'\nprintf '%s\\n' '${NOOP_RESULT}'\necho "e $$" >> '${log}'\nexit 0\n`);
+  const pause = delayMs > 0 ? `sleep ${(delayMs / 1000).toFixed(3)}\n` : '';
+  writeFileSync(path, `#!/bin/sh\necho "s $$" >> '${log}'\n${pause}printf '%s\\n' '${NOOP_RESULT}'\necho "e $$" >> '${log}'\nexit 0\n`);
   chmodSync(path, 0o755);
   return path;
 }
@@ -88,7 +92,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadReport> {
     const standInDir = join(scratch, 'stand-in');
     mkdirSync(standInDir);
     const countLog = join(scratch, 'noop.log');
-    const env = fteEnv(standInDir, options.agent.kind === 'noop' ? { FTE_CLAUDE_COMMAND: writeCountingNoop(scratch, countLog) } : {});
+    const env = fteEnv(standInDir, options.agent.kind === 'noop' ? { FTE_CLAUDE_COMMAND: writeCountingNoop(scratch, countLog, options.agent.delayMs) } : {});
     writeFileSync(
       join(vault, '.fte', 'orchestrator.yaml'),
       `orchestrator:\n  max_concurrent_tasks: ${options.concurrency}\n  poll_interval: 1\n  heartbeat_interval: 1\n  claude_timeout: 60\n  kill_grace_period: 1\n` +
@@ -268,7 +272,7 @@ function deciles(values: number[]): string[] {
 }
 
 function render(r: LoadReport, options: LoadOptions): string {
-  const agent = options.agent.kind === 'noop' ? 'no-op shell agent' : `stand-in agent, ${options.agent.delayMs} ms of work per run`;
+  const agent = options.agent.kind === 'noop' ? `no-op shell agent${options.agent.delayMs ? ` (${options.agent.delayMs} ms)` : ''}` : `stand-in agent, ${options.agent.delayMs} ms of work per run`;
   const mem = (deciles: number[]): string[] =>
     deciles.map((d) => {
       const s = r.memory.samples.filter((m) => m.done >= (d * r.tasks) / 10);
