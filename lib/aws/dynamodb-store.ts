@@ -12,7 +12,7 @@ import {
 import type { QueryCommandInput, ScanCommandInput, TransactWriteCommandInput } from '@aws-sdk/lib-dynamodb';
 import { columnsFromEvents, type HistoryColumns } from '../core/history-columns.ts';
 import type { HistoryEvent } from '../core/history.ts';
-import { assertLimit, latestWithTies, zeroCounts } from '../core/latest-tasks.ts';
+import { assertLimit, latestWithTies } from '../core/latest-tasks.ts';
 import { runFromIterations } from '../core/persistence.ts';
 import type { Checkpoint, IterationRecord } from '../core/persistence.ts';
 import { ERROR_CLASSES } from '../core/retry.ts';
@@ -23,6 +23,8 @@ import { flattenTask, toEpochMs, unflattenTask } from '../core/task-codec.ts';
 import { applyToRecord, newTaskRecord } from '../core/store-apply.ts';
 import { StoreError } from '../core/store-error.ts';
 import { StaleWriteError, TaskNotFoundError } from '../core/store.ts';
+import { isConditionalCheckFailed } from './sdk-errors.ts';
+import { countsUpdate, readStateCounts } from './state-counts.ts';
 import type {
   ApplyOptions,
   ControlState,
@@ -167,12 +169,18 @@ const LAST_STEP_KEY = 'lastStepKey';
 const LAST_STEP_VERSION = 'lastStepVersion';
 
 type Item = Record<string, unknown>;
+type TransactItem = NonNullable<TransactWriteCommandInput['TransactItems']>[number];
+
+/** Sends of one counted write cancelled only by conflicts with other transactions. */
+const COUNTS_CONFLICT_ATTEMPTS = 5;
 
 export class DynamoTaskStore implements TaskStore {
   private readonly doc: DynamoDBDocumentClient;
   private readonly tableName: string;
   private readonly historyRetentionDays: number | undefined;
   private closed = false;
+  /** The counts backfill has run or was not needed: every index entry is keyed by stateSince. */
+  private indexKeysCurrent = false;
 
   constructor(options: DynamoTaskStoreOptions) {
     this.doc =
@@ -186,17 +194,10 @@ export class DynamoTaskStore implements TaskStore {
   async create(task: NewTask, now: Date): Promise<boolean> {
     return this.guard('create', async () => {
       try {
-        await this.doc.send(
-          new PutCommand({
-            TableName: this.tableName,
-            Item: taskToItem(newTaskRecord(task, now)),
-            ConditionExpression: 'attribute_not_exists(#pk)',
-            ExpressionAttributeNames: { '#pk': TABLE.partitionKey },
-          }),
-        );
+        await this.sendCounted([this.newTaskPut(task, now), countsUpdate(this.tableName, null, 'needs_action')]);
         return true;
       } catch (err) {
-        if (isConditionalCheckFailed(err)) return false;
+        if (cancelledByCondition(err, 0)) return false;
         throw err;
       }
     });
@@ -209,21 +210,11 @@ export class DynamoTaskStore implements TaskStore {
   async createWithBody(task: NewTask, body: string, now: Date): Promise<boolean> {
     return this.guard('createWithBody', async () => {
       try {
-        await this.doc.send(
-          new TransactWriteCommand({
-            TransactItems: [
-              {
-                Put: {
-                  TableName: this.tableName,
-                  Item: taskToItem(newTaskRecord(task, now)),
-                  ConditionExpression: 'attribute_not_exists(#pk)',
-                  ExpressionAttributeNames: { '#pk': TABLE.partitionKey },
-                },
-              },
-              { Put: { TableName: this.tableName, Item: { ...bodyKey(task.id), entity: 'body', body } } },
-            ],
-          }),
-        );
+        await this.sendCounted([
+          this.newTaskPut(task, now),
+          { Put: { TableName: this.tableName, Item: { ...bodyKey(task.id), entity: 'body', body } } },
+          countsUpdate(this.tableName, null, 'needs_action'),
+        ]);
         return true;
       } catch (err) {
         if (cancelledByCondition(err, 0)) return false;
@@ -291,55 +282,36 @@ export class DynamoTaskStore implements TaskStore {
     });
   }
 
-  /** How many tasks are in `states`, read from the byState index without fetching them. */
+  /** How many tasks are in `states`: the sum of their `stateCounts`. */
   async countByState(states: readonly TaskState[]): Promise<number> {
-    return this.guard('countByState', async () => {
-      const counts = await mapLimit([...new Set(states)], MAX_PARALLEL_QUERIES, (state) => this.countState(state));
-      return counts.reduce((a, b) => a + b, 0);
-    });
+    const counts = await this.stateCounts();
+    return [...new Set(states)].reduce((n, state) => n + counts[state], 0);
   }
 
-  /**
-   * A COUNT Query per state on the byState index: no item crosses the wire, but DynamoDB still reads (and bills) the
-   * index entries, so this grows with the tasks of each state — unlike the SQLite adapter's maintained counters.
-   */
+  /** One GetItem of the counters every state change moves (state-counts.ts). */
   async stateCounts(): Promise<Record<TaskState, number>> {
     return this.guard('stateCounts', async () => {
-      const counts = zeroCounts();
-      const perState = await mapLimit(TASK_STATES, MAX_PARALLEL_QUERIES, (state) => this.countState(state));
-      TASK_STATES.forEach((state, i) => {
-        counts[state] = perState[i] ?? 0;
+      const counts = await readStateCounts({
+        doc: this.doc, tableName: this.tableName, getItem: (key) => this.getItem(key), queryAll: (input) => this.queryAll(input),
       });
+      this.indexKeysCurrent = true;
       return counts;
     });
   }
 
   /**
-   * The byState index is sorted by creation, not by stateSince, so each state's entries are read with only the two
-   * attributes the choice needs, and only the chosen tasks are read whole (and consistently).
+   * The byState index is sorted by stateSince, so each state's newest entries are read newest first and the Query
+   * stops once it holds `limit` of them and has passed their ties: what it reads grows with `limit`, not the state.
+   * The entries are whole tasks (projection ALL), as eventually consistent as `list`.
    */
   async listLatest(query: LatestQuery): Promise<TaskRecord[]> {
     assertLimit(query.limit);
     return this.guard('listLatest', async () => {
       if (query.limit === 0) return [];
-      const states = [...new Set(query.states)];
-      const entries = await mapLimit(states, MAX_PARALLEL_QUERIES, (state) => {
-        const index = this.stateQuery(state);
-        return this.queryAll({
-          ...index,
-          ProjectionExpression: '#id, #since',
-          ExpressionAttributeNames: { ...index.ExpressionAttributeNames, '#id': 'id', '#since': 'stateSince' },
-        });
-      });
-      const chosen = latestWithTies(
-        entries.flat().map((item) => ({ id: readString(item, 'id'), stateSince: new Date(readNumber(item, 'stateSince')) })),
-        query.limit,
-      );
-      const items = await mapLimit(chosen, MAX_PARALLEL_QUERIES, (entry) => this.getItem(taskKey(entry.id)));
-      const wanted = new Set(states);
-      // The index is eventually consistent: a task that has left these states since is not one of them any more.
-      const tasks = items.filter((item): item is Item => item !== null).map(itemToTask).filter((t) => wanted.has(t.state));
-      return latestWithTies(tasks, query.limit);
+      // Index entries of tasks written before the sort key was stateSince are re-keyed by the counts backfill.
+      if (!this.indexKeysCurrent) await this.stateCounts();
+      const perState = await mapLimit([...new Set(query.states)], MAX_PARALLEL_QUERIES, (state) => this.latestOfState(state, query.limit));
+      return latestWithTies(perState.flat(), query.limit);
     });
   }
 
@@ -763,9 +735,11 @@ export class DynamoTaskStore implements TaskStore {
       },
     ];
     if (run !== undefined && ended?.stored !== true) transactItems.push({ Put: { TableName: this.tableName, Item: runToItem(run) } });
+    const counts = countsUpdate(this.tableName, current.state, record.state);
+    if (counts !== null) transactItems.push(counts);
 
     try {
-      await this.doc.send(new TransactWriteCommand({ TransactItems: transactItems }));
+      await this.sendCounted(transactItems);
     } catch (err) {
       if (err instanceof TransactionCanceledException) {
         const reasons = err.CancellationReasons ?? [];
@@ -801,6 +775,54 @@ export class DynamoTaskStore implements TaskStore {
       errorClass,
     });
     return rebuilt === null ? null : { run: rebuilt, stored: false };
+  }
+
+  private newTaskPut(task: NewTask, now: Date): TransactItem {
+    return {
+      Put: {
+        TableName: this.tableName,
+        Item: taskToItem(newTaskRecord(task, now)),
+        ConditionExpression: 'attribute_not_exists(#pk)',
+        ExpressionAttributeNames: { '#pk': TABLE.partitionKey },
+      },
+    };
+  }
+
+  /**
+   * Every counted write updates the COUNTS item, so two in flight at once can cancel one with TransactionConflict.
+   * Nothing was written then, and the task's own condition judges the resend: a write that lost to another write of
+   * the same task fails its condition then (stale, or an existing id), and one that lost only the counts item commits.
+   */
+  private async sendCounted(items: readonly (TransactItem | null)[]): Promise<void> {
+    const transactItems = items.filter((i): i is TransactItem => i !== null);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.doc.send(new TransactWriteCommand({ TransactItems: transactItems }));
+        return;
+      } catch (err) {
+        if (attempt >= COUNTS_CONFLICT_ATTEMPTS || !onlyConflicts(err)) throw err;
+        await new Promise((resolve) => setTimeout(resolve, Math.random() * 20 * attempt));
+      }
+    }
+  }
+
+  /** The state's `limit` newest entries and their ties, newest first, in pages of `limit + 1`. */
+  private async latestOfState(state: TaskState, limit: number): Promise<TaskRecord[]> {
+    const tasks: TaskRecord[] = [];
+    let startKey: Item | undefined;
+    do {
+      const page = await this.doc.send(
+        new QueryCommand({
+          ...this.stateQuery(state),
+          ScanIndexForward: false,
+          Limit: limit + 1,
+          ...(startKey !== undefined ? { ExclusiveStartKey: startKey } : {}),
+        }),
+      );
+      tasks.push(...(page.Items ?? []).map(itemToTask));
+      startKey = page.LastEvaluatedKey;
+    } while (startKey !== undefined && !pastTies(tasks, limit));
+    return tasks;
   }
 
   private async iterationsOf(taskId: string): Promise<IterationRecord[]> {
@@ -839,23 +861,6 @@ export class DynamoTaskStore implements TaskStore {
 
   private async queryState(state: TaskState): Promise<Item[]> {
     return this.queryAll(this.stateQuery(state));
-  }
-
-  private async countState(state: TaskState): Promise<number> {
-    let total = 0;
-    let startKey: Item | undefined;
-    do {
-      const page = await this.doc.send(
-        new QueryCommand({
-          ...this.stateQuery(state),
-          Select: 'COUNT',
-          ...(startKey !== undefined ? { ExclusiveStartKey: startKey } : {}),
-        }),
-      );
-      total += page.Count ?? 0;
-      startKey = page.LastEvaluatedKey;
-    } while (startKey !== undefined);
-    return total;
   }
 
   private async queryAll(input: Omit<QueryCommandInput, 'TableName'>): Promise<Item[]> {
@@ -964,7 +969,7 @@ export function transitionUpdate(
 
 function taskToItem(r: TaskRecord): Item {
   const flat = flattenTask(r);
-  return { ...taskKey(r.id), ...stateIndexKey(r.state, flat.created, r.id), entity: 'task', ...flat };
+  return { ...taskKey(r.id), ...stateIndexKey(r.state, flat.stateSince, r.id), entity: 'task', ...flat };
 }
 
 function itemToTask(item: Item): TaskRecord {
@@ -1251,12 +1256,20 @@ async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) 
 
 // ---- SDK errors
 
-function isConditionalCheckFailed(err: unknown): boolean {
-  return err instanceof Error && err.name === 'ConditionalCheckFailedException';
-}
-
 function isConflict(reason: CancellationReason): boolean {
   return reason.Code === 'TransactionConflict';
+}
+
+/** Cancelled by conflicts with other transactions and for no other reason. */
+function onlyConflicts(err: unknown): boolean {
+  const codes = err instanceof TransactionCanceledException ? (err.CancellationReasons ?? []).map((r) => r.Code) : [];
+  return codes.includes('TransactionConflict') && codes.every((c) => c === 'None' || c === 'TransactionConflict');
+}
+
+/** Newest first, `tasks` holds `limit` and one older than the `limit`-th: every tie of the last kept one is in. */
+function pastTies(tasks: readonly TaskRecord[], limit: number): boolean {
+  const kept = tasks[limit - 1];
+  return kept !== undefined && (tasks[tasks.length - 1] as TaskRecord).stateSince < kept.stateSince;
 }
 
 /** The transaction was cancelled because the condition of its item `index` failed. */

@@ -9,8 +9,12 @@
  *   TASK#<id>   / CHECKPOINT                 where an unfinished loop stands (Checkpoint; sessionId null once cleared)
  *   HIST#<day>  / <at:15>#<taskId>#<seq>     one history event; <day> is the UTC date, so a time window is a few queries
  *   CONTROL     / CONTROL                    stop flag, concurrency cap, scheduler heartbeat
- * Index BY_STATE (gsi1pk / gsi1sk): STATE#<state> / <created:15>#<id> on task items only, so the scheduler queries the
- * queued tasks of a state oldest first without scanning the table.
+ *   COUNTS      / COUNTS                     tasks per state (`count_<state>`), moved in the transaction of every state
+ *                                            change; `baseline` once it holds every task (see state-counts.ts)
+ * Index BY_STATE (gsi1pk / gsi1sk): STATE#<state> / <stateSince:15>#<id> on task items only, so the tasks of a state are
+ * listed without scanning the table and its latest arrivals are read newest first, as many as are wanted. (Until
+ * 2026-11 the sort key was <created:15>#<id>; the attributes and the index are the same, so no table change was
+ * needed, and the counts backfill re-keys tasks written before.)
  */
 export const TABLE = {
   partitionKey: 'pk',
@@ -25,6 +29,15 @@ export const TABLE = {
 } as const;
 
 export const CONTROL_KEY = { pk: 'CONTROL', sk: 'CONTROL' } as const;
+/**
+ * Its own item, not the control item: every state change writes it, and the control item's own writers (heartbeat,
+ * stop flag) would otherwise collide with those transactions.
+ */
+export const COUNTS_KEY = { pk: 'COUNTS', sk: 'COUNTS' } as const;
+
+export function countAttribute(state: string): string {
+  return `count_${state}`;
+}
 
 /** Environment variable through which every Lambda and the Fargate runner learn the table name. */
 export const TABLE_NAME_ENV = 'FTE_TABLE_NAME';
@@ -113,8 +126,8 @@ export function statePartition(state: string): string {
   return `${KEY_PREFIXES.state}${state}`;
 }
 
-export function stateIndexKey(state: string, createdMs: number, id: string): { gsi1pk: string; gsi1sk: string } {
-  return { gsi1pk: statePartition(state), gsi1sk: `${padMs(createdMs)}#${id}` };
+export function stateIndexKey(state: string, stateSinceMs: number, id: string): { gsi1pk: string; gsi1sk: string } {
+  return { gsi1pk: statePartition(state), gsi1sk: `${padMs(stateSinceMs)}#${id}` };
 }
 
 /** Width of one history partition: a UTC day. */

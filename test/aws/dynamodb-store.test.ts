@@ -3,6 +3,7 @@ import {
   DynamoDBClient,
   ProvisionedThroughputExceededException,
   ResourceNotFoundException,
+  TransactionCanceledException,
   TransactWriteItemsCommand,
 } from '@aws-sdk/client-dynamodb';
 import { DynamoDBServiceException } from '@aws-sdk/client-dynamodb';
@@ -10,9 +11,9 @@ import { DynamoDBDocumentClient, GetCommand, PutCommand, TransactWriteCommand, U
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { DynamoStoreError, DynamoTaskStore, NotAwaitingApprovalError, transitionUpdate } from '../../lib/aws/dynamodb-store.ts';
-import { historyKey, runKey, taskKey } from '../../lib/aws/table-design.ts';
-import { InvalidTransitionError } from '../../lib/core/state-machine.ts';
-import type { TaskEvent } from '../../lib/core/state-machine.ts';
+import { COUNTS_KEY, historyKey, runKey, stateIndexKey, taskKey } from '../../lib/aws/table-design.ts';
+import { InvalidTransitionError, TASK_STATES } from '../../lib/core/state-machine.ts';
+import type { TaskEvent, TaskState } from '../../lib/core/state-machine.ts';
 import { StoreError } from '../../lib/core/store-error.ts';
 import { StaleWriteError, TaskNotFoundError } from '../../lib/core/store.ts';
 import type { NewTask, RunRecord, TaskRecord } from '../../lib/core/store.ts';
@@ -274,7 +275,7 @@ describe('DynamoTaskStore against dynalite', () => {
 
       expect(await rawItem(taskKey('t#1'))).toMatchObject({
         pk: 'TASK#t#1', sk: 'TASK', entity: 'task', state: 'done',
-        gsi1pk: 'STATE#done', gsi1sk: `00${at(-7).getTime()}#t#1`,
+        gsi1pk: 'STATE#done', gsi1sk: `00${at(2).getTime()}#t#1`,
         created: at(-7).getTime(), deadline: at(86_400_001).getTime(), stateSince: at(2).getTime(),
         leaseOwner: null, version: 3,
       });
@@ -357,6 +358,142 @@ describe('DynamoTaskStore against dynalite', () => {
       const all = await store.history({ since: new Date('2020-01-01T00:00:00Z'), until: new Date('2030-01-01T00:00:00Z') });
       expect(all.map((e) => e.taskId)).toEqual(['a', 'b', 'c']);
       expect(seen.map((s) => s.name)).toEqual(['ScanCommand']);
+    });
+  });
+
+  describe('state counts and the latest tasks', () => {
+    type Counts = Record<TaskState, number>;
+    const truth = async (): Promise<Counts> => {
+      const counts = Object.fromEntries(TASK_STATES.map((s) => [s, 0])) as Counts;
+      for (const r of await store.list()) counts[r.state] += 1;
+      return counts;
+    };
+    /** What the Queries a client sends read: the items DynamoDB scanned for them, not only those it returned. */
+    const scannedByQueries = (watched: DynamoDBClient): { scanned: number } => {
+      const total = { scanned: 0 };
+      watched.middlewareStack.add(
+        (next, context) => async (args) => {
+          const result = await next(args);
+          if (context.commandName === 'QueryCommand') total.scanned += (result.output as { ScannedCount?: number }).ScannedCount ?? 0;
+          return result;
+        },
+        { step: 'initialize', name: 'scannedByQueries' },
+      );
+      return total;
+    };
+
+    it('moves the counters only with writes that commit, under concurrent conditional transitions, and reads them with one GetItem', async () => {
+      expect(Object.values(await store.stateCounts()).every((n) => n === 0)).toBe(true);
+      const ids = Array.from({ length: 12 }, (_, i) => `t${i}`);
+      const racers = [client(), client(), client()];
+      const stores = racers.map((c) => new DynamoTaskStore({ client: c, tableName }));
+      // Every id admitted twice at once: one create counts, the other admits nothing.
+      const created = await Promise.all(ids.flatMap((id) => stores.slice(0, 2).map((s) => s.create(newTask(id), t0))));
+      expect(created.filter(Boolean)).toHaveLength(ids.length);
+
+      // Three stores read t0 at version 1 and then all write it: one transition commits, two fail their condition.
+      holdTransactionsTogether(racers);
+      const raced = await Promise.allSettled(stores.map((s) => s.apply('t0', { type: 'execute' }, at(1))));
+      expect(raced.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+      expect(raced.filter((r) => r.status === 'rejected').map((r) => (r as PromiseRejectedResult).reason)).toEqual([
+        expect.any(StaleWriteError), expect.any(StaleWriteError),
+      ]);
+
+      // Then a free-for-all: execute and cancel racing per task, stale expected versions, an invalid transition.
+      const outcomes = await Promise.allSettled(ids.slice(1).flatMap((id, i) => [
+        (stores[i % 3] as DynamoTaskStore).apply(id, { type: 'execute' }, at(2)),
+        (stores[(i + 1) % 3] as DynamoTaskStore).apply(id, { type: 'cancel', by: 'ops' }, at(2)),
+        (stores[(i + 2) % 3] as DynamoTaskStore).apply(id, { type: 'execute' }, at(3), { expectedVersion: 0 }),
+        store.apply(id, { type: 'succeed' }, at(3)).catch((err: unknown) => {
+          if (err instanceof InvalidTransitionError) return null;
+          throw err;
+        }),
+      ]));
+      const failures = outcomes.filter((o): o is PromiseRejectedResult => o.status === 'rejected');
+      expect(failures.length).toBeGreaterThanOrEqual(ids.length - 1);
+      for (const f of failures) expect(f.reason).toBeInstanceOf(StaleWriteError);
+
+      const watched = client();
+      const seen = recordCommands(watched);
+      const counts = await new DynamoTaskStore({ client: watched, tableName }).stateCounts();
+      expect(counts).toEqual(await truth());
+      expect(counts.executing + counts.cancelled + counts.done).toBe(ids.length);
+      expect(seen.map((s) => s.name)).toEqual(['GetItemCommand']);
+    });
+
+    it('reads about `limit` index entries for the latest tasks, however many finished before them', async () => {
+      for (let i = 0; i < 40; i++) {
+        const id = `t${String(i).padStart(2, '0')}`;
+        await store.create(newTask(id), t0);
+        await store.apply(id, { type: 'execute' }, at(1));
+        // t36..t39 finish at the same millisecond: the cut at 3 falls among them.
+        await store.apply(id, { type: 'succeed' }, at(10 + Math.min(i, 36)));
+      }
+      await store.stateCounts(); // whatever a first read of a table costs is paid here, not below
+      const watched = client();
+      const seen = recordCommands(watched);
+      const reads = scannedByQueries(watched);
+      const reader = new DynamoTaskStore({ client: watched, tableName });
+      const latest = await reader.listLatest({ states: ['done'], limit: 3 });
+      expect(latest.map((r) => r.id)).toEqual(['t36', 't37', 't38', 't39']);
+      expect(reads.scanned).toBeLessThanOrEqual(2 * (3 + 1));
+      // A store's first listing checks once that the table's index keys are current (the counts item says so).
+      expect(seen.filter((s) => s.name !== 'QueryCommand').map((s) => s.name)).toEqual(['GetItemCommand']);
+      expect(seen.filter((s) => s.name === 'QueryCommand').every((s) => s.input['ScanIndexForward'] === false)).toBe(true);
+
+      reads.scanned = 0;
+      seen.length = 0;
+      const one = await reader.listLatest({ states: ['done', 'failed'], limit: 1 });
+      expect(seen.every((s) => s.name === 'QueryCommand')).toBe(true);
+      expect(one.map((r) => r.id)).toEqual(['t36', 't37', 't38', 't39']);
+      expect(reads.scanned).toBeLessThanOrEqual(6 + 2);
+    });
+
+    it('counts a table written before the counters once through the index, re-keying its old entries, without double counting', async () => {
+      for (const id of ['a', 'b', 'c', 'd']) await store.create(newTask(id, { created: at(-1000) }), t0);
+      await store.apply('a', { type: 'execute' }, at(1));
+      await store.apply('a', { type: 'succeed' }, at(50));
+      await store.apply('b', { type: 'execute' }, at(1));
+      await store.apply('b', { type: 'succeed' }, at(40));
+      // As an older version left them: index entries keyed by creation, and counters holding only some deltas.
+      for (const id of ['a', 'b']) {
+        await local.doc.send(new UpdateCommand({
+          TableName: tableName, Key: taskKey(id), UpdateExpression: 'SET gsi1sk = :old',
+          ExpressionAttributeValues: { ':old': stateIndexKey('done', at(id === 'a' ? -1000 : -999).getTime(), id).gsi1sk },
+        }));
+      }
+      await local.doc.send(new PutCommand({ TableName: tableName, Item: { ...COUNTS_KEY, writes: 2, count_done: 1 } }));
+
+      // Reader B's count is overtaken by a transition: its stored count would miss it, so it counts again.
+      const watched = client();
+      const seen = recordCommands(watched);
+      let interleaved = false;
+      watched.middlewareStack.add(
+        (next, context) => async (args) => {
+          if (context.commandName === 'QueryCommand' && !interleaved) {
+            interleaved = true;
+            await store.apply('c', { type: 'execute' }, at(60));
+          }
+          return next(args);
+        },
+        { step: 'initialize', name: 'interleave' },
+      );
+      const readerB = new DynamoTaskStore({ client: watched, tableName });
+      const [fromA, fromB] = await Promise.all([new DynamoTaskStore({ client: client(), tableName }).stateCounts(), readerB.stateCounts()]);
+      const expected = await truth();
+      expect(expected).toMatchObject({ done: 2, executing: 1, needs_action: 1 });
+      expect(fromB).toEqual(expected);
+      expect(fromA.done).toBe(2);
+      // B's first baseline was refused (a write came in between), so it counted again.
+      expect(seen.filter((s) => s.name === 'QueryCommand').length).toBeGreaterThan(TASK_STATES.length);
+      expect(await rawItem(COUNTS_KEY)).toMatchObject({ baseline: true, count_done: 2, count_executing: 1, count_needs_action: 1 });
+      expect(await store.stateCounts()).toEqual(expected);
+
+      // The old entries now sort by when their task finished, so the latest is the latest.
+      expect((await rawItem(taskKey('a')))?.['gsi1sk']).toBe(stateIndexKey('done', at(50).getTime(), 'a').gsi1sk);
+      expect((await store.listLatest({ states: ['done'], limit: 1 })).map((r) => r.id)).toEqual(['a']);
+      await store.apply('c', { type: 'succeed' }, at(70));
+      expect(await store.stateCounts()).toEqual(await truth());
     });
   });
 
@@ -491,8 +628,21 @@ describe('DynamoTaskStore error mapping (mocked client)', () => {
     expect((err as Error).message).toMatch(/throttled requests to table tasks.*during get/);
   });
 
+  it('sends a counted write again when only conflicts with other transactions cancelled it, and only then', async () => {
+    const cancelled = (codes: string[]): TransactionCanceledException =>
+      new TransactionCanceledException({ message: 'cancelled', CancellationReasons: codes.map((Code) => ({ Code })), ...meta });
+    mock.on(TransactWriteCommand).rejectsOnce(cancelled(['None', 'TransactionConflict'])).resolves({});
+    expect(await store.create(newTask('t1'), t0)).toBe(true);
+    expect(mock.commandCalls(TransactWriteCommand)).toHaveLength(2);
+
+    mock.reset();
+    mock.on(TransactWriteCommand).rejects(cancelled(['ConditionalCheckFailed', 'TransactionConflict']));
+    expect(await store.create(newTask('t1'), t0)).toBe(false);
+    expect(mock.commandCalls(TransactWriteCommand)).toHaveLength(1);
+  });
+
   it('maps ResourceNotFound, access denial and unmodelled 5xx; leaves validation errors alone', async () => {
-    mock.on(PutCommand).rejects(new ResourceNotFoundException({ message: 'Requested resource not found', ...meta }));
+    mock.on(TransactWriteCommand).rejects(new ResourceNotFoundException({ message: 'Requested resource not found', ...meta }));
     await expect(store.create(newTask('t1'), t0)).rejects.toMatchObject({ reason: 'table_missing' });
 
     mock.on(GetCommand).rejects(
