@@ -58,7 +58,14 @@ export class FteFunction extends NodejsFunction {
         // `yaml` resolves to its CommonJS build under the node condition, which esbuild cannot tree-shake; its ESM
         // build (the same code) lets esbuild drop about 17 KB. Only the ingest Lambda parses YAML at all (task notes'
         // frontmatter): the API builds tasks from structured requests, and settings reach every Lambda as JSON.
-        esbuildArgs: { '--alias:yaml': join(REPO_ROOT, 'node_modules', 'yaml', 'browser', 'index.js') },
+        //
+        // `--charset=utf8`: non-ASCII text (the look-alike letters table above all) is written as UTF-8, not as \u
+        // escapes three times its size; Node reads the bundle as UTF-8 either way. An esbuild argument because this
+        // aws-cdk-lib declares a `charset` bundling prop but does not hand it to esbuild.
+        esbuildArgs: {
+          '--alias:yaml': join(REPO_ROOT, 'node_modules', 'yaml', 'browser', 'index.js'),
+          '--charset': 'utf8',
+        },
         forceDockerBundling: false,
       },
     });
