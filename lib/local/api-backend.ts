@@ -24,6 +24,7 @@ import { SqliteTaskStore } from './sqlite-store.ts';
 import type { TaskService } from './task-service.ts';
 import { buildTaskNote, slugFromTitle } from './task-note.ts';
 import { Vault } from './vault.ts';
+import { processIsAlive } from './process-group.ts';
 
 /**
  * The local runtime's ApiBackend: reads from the vault's store plus what only a machine with the vault can see (the
@@ -33,15 +34,6 @@ import { Vault } from './vault.ts';
 
 export const DB_FILE = 'fte.db';
 
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /** The pid of the orchestrator holding the vault's lock, if that process is alive. */
 export function liveOrchestratorPid(stateDir: string): number | null {
   let pid: number;
@@ -50,7 +42,7 @@ export function liveOrchestratorPid(stateDir: string): number | null {
   } catch {
     return null;
   }
-  return Number.isInteger(pid) && pid > 0 && pidAlive(pid) ? pid : null;
+  return Number.isInteger(pid) && pid > 0 && processIsAlive(pid) ? pid : null;
 }
 
 /** Parse the notes of Needs_Action/ the store does not know, read-only: what an orchestrator would admit next. */

@@ -22,7 +22,7 @@ import { RunSpool, type AgentSpool, type SpooledRun } from './agent-spool.ts';
 import { adoptClaude, runClaude, type AgentRun } from './claude-runner.ts';
 import { runExecutionLoop, type AdoptedIteration, type LoopOutcome } from './execution-loop.ts';
 import { IterationJournal } from './iteration-journal.ts';
-import { markedGroupAlive, processesCarrying, signalGroup, stopMarkedGroup } from './process-group.ts';
+import { markedGroupAlive, processIsAlive, processesCarrying, signalGroup, stopMarkedGroup } from './process-group.ts';
 import { NOTE_SETTLE_MS, type TaskService } from './task-service.ts';
 import { VaultConflictError } from './vault.ts';
 
@@ -291,7 +291,7 @@ export class Engine {
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
         const pid = Number(readFileSync(this.lockPath, 'utf8').split('\n')[0]);
-        if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && pidAlive(pid)) {
+        if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && processIsAlive(pid)) {
           throw new EngineAlreadyRunningError(`an orchestrator (pid ${pid}) is already running on ${this.vault.root}`);
         }
         // The holder is gone (kill -9, power loss): its lock is stale.
@@ -1086,15 +1086,6 @@ const LIVE_FOLDERS: readonly VaultFolder[] = ['Needs_Action', 'In_Progress', 'Pe
 /** Let pending I/O callbacks (HTTP requests, agent output) run between the synchronous phases of a turn. */
 function yieldToIo(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 function safeRead(read: () => string): string | null {

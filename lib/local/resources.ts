@@ -1,6 +1,7 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ResourceUsage } from '../app/contracts.ts';
+import { processIsAlive } from './process-group.ts';
 
 /**
  * CPU and memory of the orchestrator and its agents (seed T045), read from the operating system rather than recorded
@@ -59,15 +60,6 @@ function readPid(path: string): number | null {
   if (text === null) return null;
   const pid = Number(text.split('\n')[0]?.trim());
   return Number.isInteger(pid) && pid > 0 ? pid : null;
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 export interface ResourceOptions {
@@ -159,7 +151,7 @@ export class ResourceSampler {
     const now = options.now ?? new Date();
     const proc = this.procAvailable();
     const filePid = readPid(join(this.stateDir, 'orchestrator.pid'));
-    const pid = options.orchestratorPid !== undefined ? options.orchestratorPid : filePid !== null && pidAlive(filePid) ? filePid : null;
+    const pid = options.orchestratorPid !== undefined ? options.orchestratorPid : filePid !== null && processIsAlive(filePid) ? filePid : null;
     const orchestrator = pid === null ? null : this.orchestrator(pid, proc);
 
     const runDir = join(this.stateDir, 'run');
@@ -176,7 +168,7 @@ export class ResourceSampler {
       if (pgid === null) continue;
       const taskId = file.slice(0, -'.pid'.length);
       if (!proc) {
-        agents.push({ taskId, pid: pgid, processes: pidAlive(pgid) ? 1 : 0, cpuSeconds: null, rssBytes: null });
+        agents.push({ taskId, pid: pgid, processes: processIsAlive(pgid) ? 1 : 0, cpuSeconds: null, rssBytes: null });
         continue;
       }
       const members = groups.get(pgid) ?? [];
